@@ -1,0 +1,206 @@
+// Package envelope is the byte format in which layers outside the process
+// (Redis, disk) store a [driver.Entry]: a versioned header with the entry's
+// freshness, expiry, tags and codec, the payload (compressed above a size
+// threshold) and a checksum.
+//
+// The format is owned by layercache, not by any one driver, so that a value
+// written by one driver version is read, or cleanly refused, by another.
+// Corrupt, truncated or foreign bytes are an error from [Unmarshal], never a
+// panic and never a silently wrong entry: the CRC-32C over the whole record
+// catches flipped bits that would otherwise decode into a different value.
+//
+// Layout, version 1 (integers little-endian, varints as encoding/binary):
+//
+//	magic "LC" | version 1 | flags | stale_at int64 | expires_at int64 |
+//	uvarint len + codec | uvarint count, then per tag uvarint len + tag |
+//	payload ... | crc32c uint32
+package envelope
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+
+	"github.com/klauspost/compress/s2"
+
+	"github.com/layercache/layercache/driver"
+)
+
+// Version is the format version this package writes.
+const Version = 1
+
+// MaxDecodedSize bounds the payload a compressed record may expand to, so a
+// hostile record cannot make a reader allocate without limit.
+const MaxDecodedSize = 1 << 30
+
+const (
+	magic0, magic1 = 'L', 'C'
+	headerSize     = 4 + 8 + 8
+	trailerSize    = 4
+
+	flagNegative   = 1 << 0
+	flagNilPayload = 1 << 1
+	flagS2         = 1 << 2
+	knownFlags     = flagNegative | flagNilPayload | flagS2
+
+	maxTags     = 1 << 16
+	maxStrBytes = 1 << 16
+)
+
+// ErrCorrupt is wrapped by every error [Unmarshal] returns for bytes that are
+// not a valid record.
+var ErrCorrupt = errors.New("layercache/envelope: corrupt or foreign value")
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Options tune [Marshal].
+type Options struct {
+	// CompressAbove compresses payloads longer than this many bytes with S2.
+	// Zero or negative disables compression.
+	CompressAbove int
+}
+
+// Marshal encodes e.
+func Marshal(e *driver.Entry, opt Options) ([]byte, error) {
+	if len(e.Codec) >= maxStrBytes {
+		return nil, fmt.Errorf("layercache/envelope: codec name of %d bytes", len(e.Codec))
+	}
+	if len(e.Tags) >= maxTags {
+		return nil, fmt.Errorf("layercache/envelope: %d tags, at most %d", len(e.Tags), maxTags-1)
+	}
+	var flags byte
+	if e.Negative {
+		flags |= flagNegative
+	}
+	if e.Payload == nil {
+		flags |= flagNilPayload
+	}
+	payload := e.Payload
+	if opt.CompressAbove > 0 && len(payload) > opt.CompressAbove {
+		payload = s2.Encode(nil, payload)
+		flags |= flagS2
+	}
+
+	size := headerSize + binary.MaxVarintLen64 + len(e.Codec) + binary.MaxVarintLen64 + len(payload) + trailerSize
+	for _, t := range e.Tags {
+		if len(t) >= maxStrBytes {
+			return nil, fmt.Errorf("layercache/envelope: tag of %d bytes", len(t))
+		}
+		size += binary.MaxVarintLen64 + len(t)
+	}
+	b := make([]byte, 0, size)
+	b = append(b, magic0, magic1, Version, flags)
+	b = binary.LittleEndian.AppendUint64(b, uint64(e.StaleAt))
+	b = binary.LittleEndian.AppendUint64(b, uint64(e.ExpiresAt))
+	b = appendString(b, e.Codec)
+	b = binary.AppendUvarint(b, uint64(len(e.Tags)))
+	for _, t := range e.Tags {
+		b = appendString(b, t)
+	}
+	b = append(b, payload...)
+	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	return b, nil
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// Unmarshal decodes a record written by [Marshal]. The returned entry's
+// Payload may alias b when it was stored uncompressed.
+func Unmarshal(b []byte) (*driver.Entry, error) {
+	if len(b) < headerSize+trailerSize || b[0] != magic0 || b[1] != magic1 {
+		return nil, fmt.Errorf("%w: not a layercache record", ErrCorrupt)
+	}
+	if b[2] != Version {
+		return nil, fmt.Errorf("%w: format version %d, this build reads %d", ErrCorrupt, b[2], Version)
+	}
+	body, sum := b[:len(b)-trailerSize], binary.LittleEndian.Uint32(b[len(b)-trailerSize:])
+	if crc32.Checksum(body, castagnoli) != sum {
+		return nil, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
+	}
+	flags := body[3]
+	if flags&^knownFlags != 0 {
+		return nil, fmt.Errorf("%w: unknown flags %#x", ErrCorrupt, flags)
+	}
+	e := &driver.Entry{
+		Negative:  flags&flagNegative != 0,
+		StaleAt:   int64(binary.LittleEndian.Uint64(body[4:])),
+		ExpiresAt: int64(binary.LittleEndian.Uint64(body[12:])),
+	}
+	r := reader{b: body[headerSize:]}
+	e.Codec = r.string()
+	if n := r.uvarint(); n > 0 {
+		if n >= maxTags {
+			return nil, fmt.Errorf("%w: %d tags", ErrCorrupt, n)
+		}
+		e.Tags = make([]string, 0, min(n, uint64(len(r.b))))
+		for range n {
+			e.Tags = append(e.Tags, r.string())
+			if r.err != nil {
+				break
+			}
+		}
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	payload := r.b
+	switch {
+	case flags&flagS2 != 0:
+		n, err := s2.DecodedLen(payload)
+		if err != nil || n > MaxDecodedSize {
+			return nil, fmt.Errorf("%w: bad compressed payload", ErrCorrupt)
+		}
+		out, err := s2.Decode(make([]byte, n), payload)
+		if err != nil {
+			return nil, fmt.Errorf("%w: bad compressed payload: %v", ErrCorrupt, err)
+		}
+		payload = out
+	case flags&flagNilPayload != 0:
+		if len(payload) != 0 {
+			return nil, fmt.Errorf("%w: nil payload with %d bytes", ErrCorrupt, len(payload))
+		}
+		payload = nil
+	case len(payload) == 0:
+		payload = []byte{}
+	}
+	e.Payload = payload
+	return e, nil
+}
+
+// reader walks the variable part of a record, remembering the first error
+// so the caller checks once.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = fmt.Errorf("%w: truncated header", ErrCorrupt)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) string() string {
+	n := r.uvarint()
+	if r.err != nil {
+		return ""
+	}
+	if n > uint64(len(r.b)) || n >= maxStrBytes {
+		r.err = fmt.Errorf("%w: truncated header", ErrCorrupt)
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
+}

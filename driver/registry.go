@@ -1,0 +1,88 @@
+package driver
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+)
+
+// Config is one driver's block of a configuration file, handed to the
+// driver to decode into its own options struct.
+type Config interface {
+	// Decode decodes the block into v, a pointer to a struct whose fields
+	// carry `yaml` tags. It is strict: an unknown key, a wrong type or an
+	// impossible value is an error that names the key's full path.
+	Decode(v any) error
+
+	// Path is where the block sits in the file, such as "layers[1]", for
+	// the driver's own error messages.
+	Path() string
+}
+
+// Driver opens layers from configuration blocks. A driver that can also
+// carry invalidation messages or coordinate loads implements [BusDriver] or
+// [CoordinatorDriver].
+type Driver interface {
+	OpenLayer(ctx context.Context, cfg Config) (Layer, error)
+}
+
+// BusDriver is implemented by drivers that provide an invalidation [Bus].
+// layers are the stack's layers, already open, so that a bus block without
+// its own address can share a layer's connection.
+type BusDriver interface {
+	OpenBus(ctx context.Context, cfg Config, layers []Layer) (Bus, error)
+}
+
+// CoordinatorDriver is implemented by drivers that provide a single-flight
+// [Coordinator]. layers are as for [BusDriver.OpenBus].
+type CoordinatorDriver interface {
+	OpenCoordinator(ctx context.Context, cfg Config, layers []Layer) (Coordinator, error)
+}
+
+var (
+	registryMu sync.RWMutex
+	registry   = make(map[string]any)
+)
+
+// Register makes a driver available by name. d implements at least one of
+// [Driver], [BusDriver] and [CoordinatorDriver]. Register panics if it is
+// called twice with the same name, if d is nil or if d implements none of
+// them: these are programming errors, found at start-up.
+func Register(name string, d any) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if d == nil {
+		panic("layercache/driver: Register driver is nil")
+	}
+	_, isLayer := d.(Driver)
+	_, isBus := d.(BusDriver)
+	_, isCoord := d.(CoordinatorDriver)
+	if !isLayer && !isBus && !isCoord {
+		panic(fmt.Sprintf("layercache/driver: Register driver %q (%T) implements no driver interface", name, d))
+	}
+	if _, dup := registry[name]; dup {
+		panic(fmt.Sprintf("layercache/driver: Register called twice for driver %q", name))
+	}
+	registry[name] = d
+}
+
+// Lookup returns the driver registered under name.
+func Lookup(name string) (any, bool) {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	d, ok := registry[name]
+	return d, ok
+}
+
+// Drivers returns the names of the registered drivers, sorted.
+func Drivers() []string {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	names := make([]string, 0, len(registry))
+	for name := range registry {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
