@@ -1,6 +1,9 @@
 package driver
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Layer is one level of a cache stack: memory, Redis, disk or anything that
 // can store an [Entry] under a string key.
@@ -83,6 +86,15 @@ type Pinger interface {
 type Namer interface {
 	Layer
 	Name() string
+}
+
+// Timeouter is implemented by layers that choose their own operation
+// timeout. The cache runs every operation on a layer that is not
+// [InProcess] under a timeout: this one, or without it the cache's
+// degradation timeout.
+type Timeouter interface {
+	Layer
+	Timeout() time.Duration
 }
 
 // Aser is the escape hatch to the value a layer wraps, as in Go CDK: As
