@@ -1,6 +1,6 @@
 module github.com/layercache/layercache
 
-go 1.26
+go 1.26.0
 
 require (
 	github.com/antlabs/stl v0.0.1 // indirect

@@ -27,17 +27,26 @@ type Driver interface {
 	OpenLayer(ctx context.Context, cfg Config) (Layer, error)
 }
 
+// Stack is what a bus or coordinator driver is told about the cache it is
+// opened for.
+type Stack struct {
+	// Namespace names the cache's keyspace; drivers name shared resources
+	// (channels, lock keys) after it so that caches do not cross.
+	Namespace string
+	// Layers are the stack's layers, already open, so that a block without
+	// an address of its own can share a layer's connection (see [Aser]).
+	Layers []Layer
+}
+
 // BusDriver is implemented by drivers that provide an invalidation [Bus].
-// layers are the stack's layers, already open, so that a bus block without
-// its own address can share a layer's connection.
 type BusDriver interface {
-	OpenBus(ctx context.Context, cfg Config, layers []Layer) (Bus, error)
+	OpenBus(ctx context.Context, cfg Config, s Stack) (Bus, error)
 }
 
 // CoordinatorDriver is implemented by drivers that provide a single-flight
-// [Coordinator]. layers are as for [BusDriver.OpenBus].
+// [Coordinator].
 type CoordinatorDriver interface {
-	OpenCoordinator(ctx context.Context, cfg Config, layers []Layer) (Coordinator, error)
+	OpenCoordinator(ctx context.Context, cfg Config, s Stack) (Coordinator, error)
 }
 
 var (

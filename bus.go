@@ -1,0 +1,62 @@
+package layercache
+
+import (
+	"context"
+
+	"github.com/layercache/layercache/driver"
+)
+
+// publish tells the other instances about a change. It is called only after
+// the shared layers were written.
+func (c *Cache) publish(ctx context.Context, m driver.Message) error {
+	if c.bus == nil {
+		return nil
+	}
+	m.Origin = c.id
+	if err := c.bus.Publish(ctx, m); err != nil {
+		c.busErrors.Add(1)
+		return &LayerError{Op: "publish", Layer: "bus", Err: err}
+	}
+	c.busOut.Add(1)
+	return nil
+}
+
+// onMessage applies another instance's change to the in-process layers and
+// to loads in flight, so that none of them keeps or writes an older value.
+func (c *Cache) onMessage(m driver.Message) {
+	if m.Origin == c.id {
+		return
+	}
+	c.busIn.Add(1)
+	ctx := context.Background()
+	switch m.Op {
+	case driver.OpSet, driver.OpDelete:
+		c.flights.invalidateKeys(m.Keys)
+		for _, l := range c.inProcessLayers() {
+			_ = l.del(ctx, m.Keys)
+		}
+	case driver.OpInvalidate:
+		c.flights.invalidateTags(m.Tags)
+		for _, l := range c.inProcessLayers() {
+			_ = l.invalidateTags(ctx, m.Tags)
+		}
+	case driver.OpClear:
+		c.dropInProcess()
+	default:
+		c.busErrors.Add(1)
+		c.logger.Warn("layercache: unknown bus operation", "op", m.Op, "origin", m.Origin)
+	}
+}
+
+// onBusReset runs on every (re)subscription: messages may have been missed
+// while the bus was away, so nothing in process can be trusted.
+func (c *Cache) onBusReset() { c.dropInProcess() }
+
+func (c *Cache) dropInProcess() {
+	c.flights.invalidateAll()
+	for _, l := range c.inProcessLayers() {
+		if err := l.clear(context.Background()); err != nil {
+			c.logger.Warn("layercache: cannot drop in-process entries", "layer", l.name, "err", err)
+		}
+	}
+}

@@ -1,0 +1,165 @@
+package layercache
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/layercache/layercache/driver"
+)
+
+// Cache is a stack of layers behind one API. Reads go through the layers in
+// order and backfill the faster ones; misses run the loader once per key;
+// writes and invalidations reach every layer and, through the bus, every
+// instance.
+//
+// A Cache is safe for concurrent use. Create it with [New] or [Open] and
+// release it with [Cache.Close].
+type Cache struct {
+	layers []*layer
+	// l1 is the first layer when it is in-process: the hit path reads it
+	// without going through the generic layer loop.
+	l1 *layer
+
+	codec        Codec
+	clone        bool
+	strictWrites bool
+	defaults     entryOptions
+	logger       *slog.Logger
+	namespace    string
+	id           string
+
+	bus         driver.Bus
+	coordinator driver.Coordinator
+
+	flights   *flights
+	writeBack *writeBack
+
+	loads, loadErrors, deduped counter
+	staleServed, notFound      counter
+	writeBackDropped           atomic.Uint64
+	busIn, busOut, busErrors   atomic.Uint64
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New builds a cache over layers, fastest first. The cache owns the layers
+// (and the bus and coordinator, if given) and closes them on Close; on error
+// nothing is closed.
+func New(layers []driver.Layer, opts ...Option) (*Cache, error) {
+	if len(layers) == 0 {
+		return nil, errors.New("layercache: no layers")
+	}
+	cfg := settings{codec: JSON, namespace: "layercache", writeBack: 1024}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	if cfg.writeBack <= 0 {
+		return nil, errors.New("layercache: write-back queue must hold at least one write")
+	}
+	d := cfg.degradation.withDefaults()
+	if d.Timeout < 0 || d.RetryAfter < 0 || d.FailureThreshold < 0 {
+		return nil, errors.New("layercache: negative degradation setting")
+	}
+	defaults := entryOptions{}.with(cfg.defaults)
+	if err := defaults.validate(); err != nil {
+		return nil, err
+	}
+	c := &Cache{
+		codec:        cfg.codec,
+		clone:        cfg.clone,
+		strictWrites: cfg.strictWrites,
+		defaults:     defaults,
+		logger:       cfg.logger,
+		namespace:    cfg.namespace,
+		id:           newInstanceID(),
+		bus:          cfg.bus,
+		coordinator:  cfg.coordinator,
+		flights:      newFlights(),
+		loads:        newCounter(),
+		loadErrors:   newCounter(),
+		deduped:      newCounter(),
+		staleServed:  newCounter(),
+		notFound:     newCounter(),
+	}
+	if c.logger == nil {
+		c.logger = slog.Default()
+	}
+	for i, l := range layers {
+		if l == nil {
+			return nil, errors.New("layercache: nil layer")
+		}
+		c.layers = append(c.layers, newLayer(l, i, d))
+	}
+	if c.layers[0].inProcess {
+		c.l1 = c.layers[0]
+	}
+	c.writeBack = newWriteBack(cfg.writeBack, c.runWriteJob)
+	if c.bus != nil {
+		if err := c.bus.Subscribe(context.Background(), c.onMessage, c.onBusReset); err != nil {
+			c.writeBack.close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func newInstanceID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// ID is this instance's id on the bus.
+func (c *Cache) ID() string { return c.id }
+
+// Close waits for background writes, then closes the bus, the coordinator
+// and every layer, and returns their errors joined. Every goroutine the
+// cache started has ended when Close returns. Calls after Close return
+// [ErrClosed]; Close itself may be called more than once.
+func (c *Cache) Close() error {
+	c.closeOnce.Do(func() {
+		c.closed.Store(true)
+		c.writeBack.close()
+		var errs []error
+		if c.bus != nil {
+			errs = append(errs, c.bus.Close())
+		}
+		if c.coordinator != nil {
+			errs = append(errs, c.coordinator.Close())
+		}
+		for _, l := range c.layers {
+			errs = append(errs, l.Close())
+		}
+		c.closeErr = errors.Join(errs...)
+	})
+	return c.closeErr
+}
+
+// inProcessLayers and sharedLayers split the stack for writes: the first
+// are written before a load returns, the others possibly in the background.
+func (c *Cache) inProcessLayers() []*layer {
+	var out []*layer
+	for _, l := range c.layers {
+		if l.inProcess {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func joinErrors(errs []error) error {
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,410 @@
+package layercache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime/debug"
+	"time"
+
+	"github.com/layercache/layercache/driver"
+)
+
+// Get returns the value cached under key, loading it with loader on a miss.
+//
+// The layers are read in order; a hit in a lower layer backfills the layers
+// above it with the entry's remaining lifetime. Concurrent misses of one key
+// in this process run loader once: the first caller (the leader) runs it on
+// its own goroutine with its own context, the others wait for its result. A
+// waiter whose context ends returns the context's error at once and the load
+// goes on for the others. If the leader's context ends and the loader
+// returns because of it, the leader returns that error and one of the
+// waiters takes the load over with its own loader, so no waiter inherits
+// another caller's cancellation. A loader that panics gives every caller of
+// that load a [*PanicError]; the process goes on.
+//
+// A loader that returns [ErrNotFound] (or an error wrapping it) has the
+// absence cached for the negative TTL; Get then returns ErrNotFound. Other
+// loader errors are returned as they are and not cached.
+//
+// Values from in-process layers are shared: every caller that hits the same
+// entry receives the same value. Callers must not mutate it (nor anything it
+// points to); a cache created [WithClone] hands out copies instead.
+//
+// An L1 hit neither decodes nor allocates, also when loader is a closure.
+func Get[V any](ctx context.Context, c *Cache, key string, loader func(context.Context) (V, error), opts ...EntryOption) (V, error) {
+	if l1 := c.l1; l1 != nil && !c.closed.Load() {
+		if e, _ := l1.Get(ctx, key); e != nil && e.StaleAt == e.ExpiresAt && !c.clone &&
+			c.defaults.earlyRefresh == 0 && !hasEarlyRefresh(opts) {
+			// No stale window: the layer returns only live entries, so
+			// this one is fresh without reading the clock.
+			if v, ok := e.Value.(V); ok {
+				l1.hits.add(1)
+				return v, nil
+			}
+			if e.Negative {
+				l1.hits.add(1)
+				var zero V
+				return zero, ErrNotFound
+			}
+		}
+	}
+	return get(ctx, c, key, loader, opts)
+}
+
+func hasEarlyRefresh(opts []EntryOption) bool {
+	for i := range opts {
+		if opts[i].kind == optEarlyRefresh && opts[i].d > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// get is the path of everything but a plain fresh L1 hit.
+func get[V any](ctx context.Context, c *Cache, key string, loader func(context.Context) (V, error), opts []EntryOption) (V, error) {
+	var zero V
+	if c.closed.Load() {
+		return zero, ErrClosed
+	}
+	if loader == nil {
+		return zero, errors.New("layercache: Get with a nil loader")
+	}
+	eo := c.defaults.with(opts)
+	if err := eo.validate(); err != nil {
+		return zero, err
+	}
+	for {
+		now := time.Now().UnixNano()
+		// A fresh or servable-stale entry in L1 is answered here; the
+		// lower layers are read by the leader, once for all waiters.
+		if c.l1 != nil {
+			e, _ := c.l1.Get(ctx, key)
+			if e != nil {
+				v, err := inProcessValue[V](c, key, e)
+				if err != nil {
+					return zero, err
+				}
+				switch {
+				case isFresh(e, now) && !refreshEarly(e, now, eo.earlyRefresh):
+					c.l1.hits.add(1)
+					return resultOf(c, v, e)
+				case isFresh(e, now), now < e.StaleAt+int64(eo.swr):
+					// Someone must refresh it; everyone else gets it now.
+					cl, leader := c.flights.tryLead(key, eo.tags)
+					if !leader {
+						c.l1.hits.add(1)
+						if !isFresh(e, now) {
+							c.staleServed.add(1)
+						}
+						return resultOf(c, v, e)
+					}
+					v, err, retry := lead(ctx, c, cl, key, loader, &eo, true)
+					if !retry {
+						return v, err
+					}
+					continue
+				}
+			}
+		}
+		cl, leader := c.flights.join(key, eo.tags)
+		if !leader {
+			c.deduped.add(1)
+			if err := cl.wait(ctx); err != nil {
+				return zero, err
+			}
+			if cl.abandoned {
+				continue
+			}
+			return callResult[V](c, cl)
+		}
+		v, err, retry := lead(ctx, c, cl, key, loader, &eo, false)
+		if !retry {
+			return v, err
+		}
+	}
+}
+
+func isFresh(e *driver.Entry, now int64) bool {
+	return e.StaleAt == 0 || now < e.StaleAt
+}
+
+// refreshEarly decides, for a fresh entry, whether this hit refreshes it
+// ahead of time: never before the window, then with a probability that
+// grows exponentially as the entry nears staleness, as in the XFetch
+// algorithm ("Optimal Probabilistic Cache Stampede Prevention", Vattani et
+// al.), with the window standing in for the recomputation cost.
+func refreshEarly(e *driver.Entry, now int64, window time.Duration) bool {
+	if window <= 0 || e.StaleAt == 0 {
+		return false
+	}
+	left := e.StaleAt - now
+	if left >= int64(window) {
+		return false
+	}
+	return rand.Float64() < math.Exp(-4*float64(left)/float64(window))
+}
+
+// resultOf turns a negative entry into ErrNotFound and applies the cache's
+// clone policy.
+func resultOf[V any](c *Cache, v V, e *driver.Entry) (V, error) {
+	if e.Negative {
+		var zero V
+		return zero, ErrNotFound
+	}
+	return cloneIf(c, v)
+}
+
+func cloneIf[V any](c *Cache, v V) (V, error) {
+	if c.clone {
+		return cloneValue(c.codec, v)
+	}
+	return v, nil
+}
+
+// inProcessValue returns the value an in-process entry holds as a V.
+func inProcessValue[V any](c *Cache, key string, e *driver.Entry) (V, error) {
+	if e.Negative {
+		var zero V
+		return zero, nil
+	}
+	v, ok := e.Value.(V)
+	if !ok {
+		var zero V
+		return zero, fmt.Errorf("%w: key %q holds %T, not %T", ErrTypeMismatch, key, e.Value, zero)
+	}
+	return v, nil
+}
+
+// callResult is what a waiter returns from a finished call.
+func callResult[V any](c *Cache, cl *call) (V, error) {
+	var zero V
+	if cl.err != nil {
+		return zero, cl.err
+	}
+	v, ok := cl.val.(V)
+	if !ok && cl.val != nil {
+		return zero, fmt.Errorf("%w: key %q holds %T, not %T", ErrTypeMismatch, cl.key, cl.val, zero)
+	}
+	return cloneIf(c, v)
+}
+
+// found is an entry read from some layer, with its value decoded.
+type found[V any] struct {
+	entry *driver.Entry
+	value V
+	layer int // index of the layer that answered; -1 when nothing did
+}
+
+// read looks key up in every layer in order and backfills the layers above
+// the one that answers. An error of one layer (down, corrupt value) is
+// counted and taken as a miss there; only a type mismatch is returned.
+// cl guards the backfill against a concurrent invalidation; it may be nil.
+func read[V any](ctx context.Context, c *Cache, cl *call, key string, now int64) (found[V], error) {
+	for i, l := range c.layers {
+		e, err := l.get(ctx, key)
+		if err != nil {
+			if l.inProcess { // remote errors were counted by layer.do
+				l.errors.Add(1)
+			}
+			continue
+		}
+		if e == nil || e.Expired(now) {
+			l.misses.add(1)
+			continue
+		}
+		var v V
+		if l.inProcess {
+			if v, err = inProcessValue[V](c, key, e); err != nil {
+				return found[V]{layer: -1}, err
+			}
+		} else if !e.Negative {
+			if v, err = decodeValue[V](c.codec, e.Payload, e.Codec); err != nil {
+				// Corrupt or foreign bytes: a miss here, and counted.
+				l.errors.Add(1)
+				c.logger.Debug("layercache: undecodable value", "layer", l.name, "key", key, "err", err)
+				l.misses.add(1)
+				continue
+			}
+		}
+		l.hits.add(1)
+		if i > 0 {
+			backfill(ctx, c, cl, key, i, e, v)
+		}
+		return found[V]{entry: e, value: v, layer: i}, nil
+	}
+	return found[V]{layer: -1}, nil
+}
+
+// backfill copies an entry found in layer i into the layers above it.
+// In-process layers get the decoded value at once; the others get the
+// encoded entry in the background.
+func backfill[V any](ctx context.Context, c *Cache, cl *call, key string, i int, e *driver.Entry, v V) {
+	var remote []*layer
+	for _, up := range c.layers[:i] {
+		if !up.inProcess {
+			remote = append(remote, up)
+			continue
+		}
+		mem := e
+		if !c.layers[i].inProcess {
+			mem = &driver.Entry{StaleAt: e.StaleAt, ExpiresAt: e.ExpiresAt, Tags: e.Tags, Negative: e.Negative}
+			if !e.Negative {
+				mem.Value = v
+			}
+		}
+		_ = c.writeGuarded(ctx, cl, key, []*layer{up}, mem)
+	}
+	if len(remote) > 0 {
+		wire := e
+		if c.layers[i].inProcess { // an in-process hit below a remote layer
+			var err error
+			if wire, err = c.encodeEntry(v, e); err != nil {
+				return
+			}
+		}
+		if !c.writeBack.enqueue(writeJob{key: key, layers: remote, entry: wire}) {
+			c.writeBackDropped.Add(1)
+		}
+	}
+}
+
+// lead runs the load of key as the leader of cl. staleOK says the caller
+// already found a servable entry in L1; the layers are read again anyway,
+// since another instance may have refreshed the key meanwhile. It reports
+// retry when the load was abandoned because the leader's context ended, so
+// that the caller (if its context is still alive) starts over.
+func lead[V any](ctx context.Context, c *Cache, cl *call, key string, loader func(context.Context) (V, error), eo *entryOptions, staleOK bool) (V, error, bool) {
+	var zero V
+	now := time.Now().UnixNano()
+	r, err := read[V](ctx, c, cl, key, now)
+	if err != nil {
+		c.flights.finish(cl, nil, err, false)
+		return zero, err, false
+	}
+	if r.layer >= 0 && isFresh(r.entry, now) && !(staleOK && r.layer == 0) {
+		c.flights.finish(cl, boxed(r.value, r.entry), negErr(r.entry), false)
+		v, err := resultOf(c, r.value, r.entry)
+		return v, err, false
+	}
+	var stale *found[V]
+	if r.layer >= 0 && now < r.entry.ExpiresAt {
+		stale = &r
+	}
+
+	if c.coordinator != nil {
+		theirs, lock, err := awaitTurn[V](ctx, c, cl, key)
+		if err != nil { // only the caller's context ends the wait
+			c.flights.abandon(cl)
+			return zero, err, false
+		}
+		if theirs.layer >= 0 { // another instance loaded it meanwhile
+			c.flights.finish(cl, boxed(theirs.value, theirs.entry), negErr(theirs.entry), false)
+			v, err := resultOf(c, theirs.value, theirs.entry)
+			return v, err, false
+		}
+		if lock != nil {
+			// Released after store, which writes the shared layers
+			// synchronously when a coordinator is set.
+			defer func() {
+				if err := lock.Release(context.WithoutCancel(ctx)); err != nil {
+					c.logger.Warn("layercache: cannot release load lock", "key", key, "err", err)
+				}
+			}()
+		}
+	}
+
+	v, err := runLoader(ctx, c, loader)
+	switch {
+	case err == nil:
+		keep := c.store(ctx, cl, key, v, false, eo)
+		c.flights.finish(cl, any(v), nil, keep)
+		v, err = cloneIf(c, v)
+		return v, err, false
+
+	case errors.Is(err, ErrNotFound):
+		c.notFound.add(1)
+		keep := c.store(ctx, cl, key, zero, true, eo)
+		c.flights.finish(cl, nil, ErrNotFound, keep)
+		return zero, ErrNotFound, false
+
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		// The leader's caller left: hand the load to a waiter.
+		c.flights.abandon(cl)
+		return zero, err, false
+	}
+
+	c.loadErrors.add(1)
+	if stale != nil && now < stale.entry.StaleAt+int64(max(eo.staleIfError, eo.swr)) {
+		c.staleServed.add(1)
+		c.flights.finish(cl, boxed(stale.value, stale.entry), negErr(stale.entry), false)
+		v, err := resultOf(c, stale.value, stale.entry)
+		return v, err, false
+	}
+	c.flights.finish(cl, nil, err, false)
+	return zero, err, false
+}
+
+func boxed[V any](v V, e *driver.Entry) any {
+	if e.Negative {
+		return nil
+	}
+	return v
+}
+
+func negErr(e *driver.Entry) error {
+	if e.Negative {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// runLoader calls loader, turning a panic into a *PanicError.
+func runLoader[V any](ctx context.Context, c *Cache, loader func(context.Context) (V, error)) (v V, err error) {
+	c.loads.add(1)
+	defer func() {
+		if p := recover(); p != nil {
+			err = &PanicError{Value: p, Stack: debug.Stack()}
+		}
+	}()
+	return loader(ctx)
+}
+
+// awaitTurn makes this instance the one that loads key, through the
+// coordinator. While another instance holds the load lock it waits and reads
+// the shared layers again; it returns what it finds there, or the lock once
+// it holds it. If the coordinator fails, the cache loads without it (nil
+// lock): a duplicate load is better than no answer.
+func awaitTurn[V any](ctx context.Context, c *Cache, cl *call, key string) (found[V], driver.Lock, error) {
+	none := found[V]{layer: -1}
+	for {
+		lock, err := c.coordinator.Acquire(ctx, key)
+		if err != nil {
+			if ctx.Err() != nil {
+				return none, nil, ctx.Err()
+			}
+			c.logger.Warn("layercache: coordinator unavailable; loading without it", "key", key, "err", err)
+			return none, nil, nil
+		}
+		if lock != nil {
+			return none, lock, nil
+		}
+		if err := c.coordinator.Wait(ctx, key); err != nil {
+			if ctx.Err() != nil {
+				return none, nil, ctx.Err()
+			}
+			c.logger.Warn("layercache: coordinator wait failed; loading without it", "key", key, "err", err)
+			return none, nil, nil
+		}
+		now := time.Now().UnixNano()
+		r, err := read[V](ctx, c, cl, key, now)
+		if err != nil {
+			return none, nil, err
+		}
+		if r.layer >= 0 && isFresh(r.entry, now) {
+			return r, nil, nil
+		}
+	}
+}

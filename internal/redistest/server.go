@@ -1,0 +1,483 @@
+package redistest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+const (
+	// readyTimeout bounds how long a fresh redis-server may take to answer.
+	// It is generous because CI machines under -race can be slow to fork.
+	readyTimeout = 20 * time.Second
+	// exitTimeout bounds the wait for a SIGKILLed process to be reaped.
+	exitTimeout = 30 * time.Second
+	// bindAttempts is how many ports Start tries when another process wins
+	// the race for the port between probing it and redis-server binding it.
+	bindAttempts = 5
+	// logName and outName are the files in the server's directory that
+	// receive redis-server's log and its stdout/stderr.
+	logName = "redis.log"
+	outName = "stdout.log"
+)
+
+// installHint tells a developer how to get redis-server when it is missing.
+const installHint = "install it with `apt-get install redis-server` " +
+	"(or run scripts/test.sh, which installs it when run as root)"
+
+// RequireRedis fails the test when redis-server is not on PATH, with a message
+// that says how to install it. [Start] and [StartCluster] call it themselves;
+// call it directly in tests that only need to know Redis is available.
+func RequireRedis(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatalf("redistest: redis-server not found on PATH; %s", installHint)
+	}
+}
+
+// requireCLI fails the test when redis-cli is missing; only clusters need it.
+func requireCLI(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath("redis-cli"); err != nil {
+		t.Fatalf("redistest: redis-cli not found on PATH; %s", installHint)
+	}
+}
+
+// Server is one redis-server process owned by a test. Its methods may be
+// called from any goroutine; those that can fail report through the
+// testing.TB given to [Start], so call them from the test's own goroutine
+// when they may fail (Pause, Resume and Restart on a healthy server do not).
+type Server struct {
+	t        testing.TB
+	dir      string
+	port     int
+	args     []string // everything after --port, fixed for the server's life
+	password string   // from --requirepass, used by Client, Do and URL
+
+	mu     sync.Mutex
+	proc   *process // nil while killed; guarded by mu
+	paused bool     // true between Pause and Resume; guarded by mu
+}
+
+// process is one run of redis-server; a Restart creates a new one.
+type process struct {
+	cmd  *exec.Cmd
+	out  *os.File
+	done chan struct{} // closed once cmd.Wait has reaped the process
+}
+
+// Start starts a fresh redis-server on a free 127.0.0.1 port with its
+// working directory in t.TempDir() and no persistence (--save "",
+// --appendonly no), waits until it answers, and kills it in t.Cleanup.
+//
+// args are extra redis-server arguments such as "--requirepass", "secret".
+// They come after the harness's own, so they override them. A password set
+// with --requirepass is used by [Server.Client], [Server.Do] and
+// [Server.URL].
+//
+// If redis-server is not on PATH, Start fails the test with a message that
+// says how to install it. If the server does not come up, the message carries
+// the tail of its log.
+func Start(t testing.TB, args ...string) *Server {
+	t.Helper()
+	return start(t, false, args)
+}
+
+// start is Start with the option to reserve the cluster bus port (port+10000)
+// as well.
+func start(t testing.TB, cluster bool, extra []string) *Server {
+	t.Helper()
+	RequireRedis(t)
+	dir := t.TempDir()
+	s := &Server{
+		t:        t,
+		dir:      dir,
+		password: passwordFrom(extra),
+	}
+	s.args = append(baseArgs(dir), extra...)
+
+	var lastErr error
+	for range bindAttempts {
+		port, err := freePort(cluster)
+		if err != nil {
+			t.Fatalf("redistest: %v", err)
+		}
+		s.port = port
+		lastErr = s.launch()
+		if lastErr == nil {
+			t.Cleanup(s.stop)
+			return s
+		}
+		if !errors.Is(lastErr, errPortInUse) {
+			break
+		}
+	}
+	t.Fatalf("redistest: start redis-server: %v", lastErr)
+	return nil
+}
+
+// baseArgs are the arguments every server gets: loopback only, files in
+// dir, nothing persisted, logs captured for failure messages.
+func baseArgs(dir string) []string {
+	args := []string{
+		"--bind", "127.0.0.1",
+		"--dir", dir,
+		"--logfile", filepath.Join(dir, logName),
+		"--save", "",
+		"--appendonly", "no",
+		"--daemonize", "no",
+	}
+	if redisMajor() >= 7 {
+		// Lets tests use DEBUG SLEEP and friends; only loopback clients exist.
+		args = append(args, "--enable-debug-command", "local")
+	}
+	return args
+}
+
+// passwordFrom finds the value of a "--requirepass" argument.
+func passwordFrom(args []string) string {
+	pw := ""
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == "--requirepass" {
+			pw = args[i+1]
+		}
+	}
+	return pw
+}
+
+var (
+	majorOnce sync.Once
+	major     int
+)
+
+// redisMajor returns redis-server's major version, or 0 if unknown.
+func redisMajor() int {
+	majorOnce.Do(func() {
+		out, err := exec.Command("redis-server", "--version").Output()
+		if err != nil {
+			return
+		}
+		// "Redis server v=7.0.15 sha=..."
+		_, rest, ok := strings.Cut(string(out), "v=")
+		if !ok {
+			return
+		}
+		num, _, _ := strings.Cut(rest, ".")
+		major, _ = strconv.Atoi(num)
+	})
+	return major
+}
+
+// errPortInUse marks a start that failed only because the port was taken,
+// which a retry on another port fixes.
+var errPortInUse = errors.New("port already in use")
+
+// launch starts redis-server on s.port and waits until it answers. On
+// failure the process is gone and the error carries the tail of its log.
+func (s *Server) launch() error {
+	logPath := filepath.Join(s.dir, logName)
+	logStart := fileSize(logPath)
+
+	out, err := os.OpenFile(filepath.Join(s.dir, outName), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	outStart := fileSize(out.Name())
+
+	args := append([]string{"--port", strconv.Itoa(s.port)}, s.args...)
+	cmd := exec.Command("redis-server", args...)
+	cmd.Dir = s.dir
+	cmd.Stdout = out // an *os.File is handed to the child directly: no copy goroutine
+	cmd.Stderr = out
+	setProcAttr(cmd)
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		return err
+	}
+	p := &process{cmd: cmd, out: out, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait() // reap, so a killed server never lingers as a zombie
+		close(p.done)
+	}()
+
+	if err := waitReady(p, s.Addr(), s.password); err != nil {
+		p.kill()
+		logTail := tailSince(logPath, logStart)
+		outTail := tailSince(out.Name(), outStart)
+		out.Close()
+		msg := fmt.Sprintf("%v\n--- %s ---\n%s\n--- %s ---\n%s", err, logName, logTail, outName, outTail)
+		if strings.Contains(logTail, "Address already in use") || strings.Contains(outTail, "Address already in use") {
+			return fmt.Errorf("%w on port %d: %s", errPortInUse, s.port, msg)
+		}
+		return fmt.Errorf("port %d: %s", s.port, msg)
+	}
+
+	s.mu.Lock()
+	s.proc = p
+	s.paused = false
+	s.mu.Unlock()
+	return nil
+}
+
+// waitReady polls until the process answers INFO with its own pid, so a
+// different server that grabbed the port cannot be mistaken for ours.
+func waitReady(p *process, addr, password string) error {
+	want := "process_id:" + strconv.Itoa(p.cmd.Process.Pid)
+	deadline := time.Now().Add(readyTimeout)
+	var lastErr error
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			return fmt.Errorf("redis-server exited during startup: %v", p.cmd.ProcessState)
+		default:
+		}
+		info, err := rawDo(addr, password, 500*time.Millisecond, "INFO", "server")
+		if err == nil {
+			if strings.Contains(info, want+"\r\n") || strings.HasSuffix(info, want) {
+				return nil
+			}
+			err = errors.New("another process answers on this port")
+		}
+		lastErr = err
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("redis-server not ready after %v: %v", readyTimeout, lastErr)
+}
+
+// kill sends SIGCONT then SIGKILL and waits for the process to be reaped.
+// SIGCONT comes first so that a paused process is never left stopped, should
+// the kill be refused for any reason.
+func (p *process) kill() error {
+	_ = p.cmd.Process.Signal(syscall.SIGCONT)
+	_ = p.cmd.Process.Kill()
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(exitTimeout):
+		return fmt.Errorf("redis-server pid %d did not exit %v after SIGKILL", p.cmd.Process.Pid, exitTimeout)
+	}
+}
+
+// stop is the Cleanup function: kill whatever runs and release the log file.
+func (s *Server) stop() {
+	s.mu.Lock()
+	p := s.proc
+	s.proc = nil
+	s.paused = false
+	s.mu.Unlock()
+	if p == nil {
+		return
+	}
+	if err := p.kill(); err != nil {
+		s.t.Errorf("redistest: %v", err)
+	}
+	p.out.Close()
+}
+
+// Addr returns the server's address, "127.0.0.1:PORT".
+func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
+
+// Port returns the server's TCP port. It stays the same across [Server.Restart].
+func (s *Server) Port() int { return s.port }
+
+// URL returns a redis:// URL for database 0, "redis://127.0.0.1:PORT/0",
+// with the password in it when the server was started with --requirepass.
+func (s *Server) URL() string {
+	if s.password != "" {
+		return "redis://:" + s.password + "@" + s.Addr() + "/0"
+	}
+	return "redis://" + s.Addr() + "/0"
+}
+
+// Dir returns the server's working directory (its log is redis.log there).
+func (s *Server) Dir() string { return s.dir }
+
+// Pid returns the process id of the running redis-server, or 0 after
+// [Server.Kill].
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		return 0
+	}
+	return s.proc.cmd.Process.Pid
+}
+
+// Client returns a new go-redis client for the server with go-redis's
+// default options (plus the server's password). It is closed in t.Cleanup,
+// which runs before the server is stopped.
+func (s *Server) Client(t testing.TB) *goredis.Client {
+	t.Helper()
+	c := goredis.NewClient(&goredis.Options{Addr: s.Addr(), Password: s.password})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// Do runs one command on a short-lived connection and returns its reply as
+// go-redis's Do does (a nil reply is returned as nil, not as an error). It
+// fails the test on any error, including a timeout of 10 seconds.
+func (s *Server) Do(t testing.TB, args ...any) any {
+	t.Helper()
+	c := goredis.NewClient(&goredis.Options{
+		Addr:            s.Addr(),
+		Password:        s.password,
+		PoolSize:        1,
+		MaxRetries:      -1, // a failed command is reported, not retried
+		DisableIdentity: true,
+	})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	v, err := c.Do(ctx, args...).Result()
+	if errors.Is(err, goredis.Nil) {
+		return nil
+	}
+	if err != nil {
+		t.Fatalf("redistest: %v on %s: %v", args, s.Addr(), err)
+	}
+	return v
+}
+
+// Pause stops the process with SIGSTOP. Connections stay open and commands
+// are accepted by the kernel but get no reply until [Server.Resume].
+func (s *Server) Pause() {
+	s.signal("Pause", syscall.SIGSTOP, true)
+}
+
+// Resume continues a paused process with SIGCONT.
+func (s *Server) Resume() {
+	s.signal("Resume", syscall.SIGCONT, false)
+}
+
+func (s *Server) signal(op string, sig syscall.Signal, paused bool) {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		s.t.Fatalf("redistest: %s on a server that is not running (killed?)", op)
+		return
+	}
+	if err := s.proc.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("redistest: %s: %v", op, err)
+		return
+	}
+	s.paused = paused
+}
+
+// Kill kills the process with SIGKILL and waits until it has exited, so that
+// its port is closed when Kill returns. Killing a killed server does nothing.
+// The data set is lost: there is no persistence.
+func (s *Server) Kill() {
+	s.t.Helper()
+	s.mu.Lock()
+	p := s.proc
+	s.proc = nil
+	s.paused = false
+	s.mu.Unlock()
+	if p == nil {
+		return
+	}
+	err := p.kill()
+	p.out.Close()
+	if err != nil {
+		s.t.Fatalf("redistest: Kill: %v", err)
+	}
+}
+
+// Restart starts the server again on the same port and with the same
+// arguments, killing it first if it is running, and waits until it answers.
+// The new process starts with an empty data set (a cluster node keeps its
+// cluster configuration, which lives in nodes.conf).
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Kill()
+	var err error
+	for range bindAttempts {
+		// The port was just released; a retry covers a racing connect or
+		// listener that briefly holds it.
+		if err = s.launch(); err == nil || !errors.Is(err, errPortInUse) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		s.t.Fatalf("redistest: Restart: %v", err)
+	}
+}
+
+// freePort returns a loopback port that was free a moment ago. With bus set
+// it also checks port+10000, the Redis Cluster bus port.
+func freePort(bus bool) (int, error) {
+	var lastErr error
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		if bus {
+			if port+10000 > 65535 {
+				l.Close()
+				continue
+			}
+			b, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port+10000)))
+			if err != nil {
+				l.Close()
+				lastErr = err
+				continue
+			}
+			b.Close()
+		}
+		l.Close()
+		return port, nil
+	}
+	return 0, fmt.Errorf("no free loopback port: %v", lastErr)
+}
+
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// tailSince returns the last lines written to path after offset from.
+func tailSince(path string, from int64) string {
+	const maxBytes = 4096
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return "(not written)"
+	}
+	if err != nil {
+		return "(" + err.Error() + ")"
+	}
+	if from > int64(len(b)) {
+		from = 0
+	}
+	b = b[from:]
+	if len(b) > maxBytes {
+		b = b[len(b)-maxBytes:]
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "(empty)"
+	}
+	return s
+}

@@ -1,0 +1,23 @@
+package layercache
+
+import (
+	"context"
+	"time"
+)
+
+// Lookup returns the fresh value cached under key without loading it: ok is
+// false on a miss, on a cached absence and on a stale entry. A hit in a
+// lower layer backfills the layers above it, as with [Get]. A failing layer
+// is a miss there; err is set only for a closed cache or a type mismatch.
+func Lookup[V any](ctx context.Context, c *Cache, key string) (v V, ok bool, err error) {
+	if c.closed.Load() {
+		return v, false, ErrClosed
+	}
+	now := time.Now().UnixNano()
+	r, err := read[V](ctx, c, nil, key, now)
+	if err != nil || r.layer < 0 || r.entry.Negative || !isFresh(r.entry, now) {
+		return v, false, err
+	}
+	v, err = cloneIf(c, r.value)
+	return v, err == nil, err
+}
