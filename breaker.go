@@ -68,8 +68,9 @@ func (b *breaker) allow() bool {
 	}
 }
 
-// done records the outcome of an operation that allow let through.
-func (b *breaker) done(ok bool) {
+// done records the outcome of an operation that allow let through and
+// reports the state it moved to, if it moved.
+func (b *breaker) done(ok bool) (changed bool, to BreakerState) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if ok {
@@ -77,19 +78,23 @@ func (b *breaker) done(ok bool) {
 		if b.state != BreakerClosed {
 			b.state = BreakerClosed
 			b.probing = false
+			return true, BreakerClosed
 		}
-		return
+		return false, b.state
 	}
 	switch b.state {
 	case BreakerClosed:
 		b.failures++
 		if b.failures >= b.threshold {
 			b.open()
+			return true, BreakerOpen
 		}
 	case BreakerHalfOpen:
 		b.probing = false
 		b.open()
+		return true, BreakerOpen
 	}
+	return false, b.state
 }
 
 func (b *breaker) open() {

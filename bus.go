@@ -13,7 +13,9 @@ func (c *Cache) publish(ctx context.Context, m driver.Message) error {
 		return nil
 	}
 	m.Origin = c.id
-	if err := c.bus.Publish(ctx, m); err != nil {
+	err := c.bus.Publish(ctx, m)
+	c.event(ctx, Event{Kind: EventBusOut, Op: m.Op.String(), Err: err})
+	if err != nil {
 		c.busErrors.Add(1)
 		return &LayerError{Op: "publish", Layer: "bus", Err: err}
 	}
@@ -29,6 +31,8 @@ func (c *Cache) onMessage(m driver.Message) {
 	}
 	c.busIn.Add(1)
 	ctx := context.Background()
+	c.event(ctx, Event{Kind: EventBusIn, Op: m.Op.String()})
+	defer c.event(ctx, Event{Kind: EventInvalidation, Op: m.Op.String()})
 	switch m.Op {
 	case driver.OpSet, driver.OpDelete:
 		c.flights.invalidateKeys(m.Keys)
@@ -50,7 +54,10 @@ func (c *Cache) onMessage(m driver.Message) {
 
 // onBusReset runs on every (re)subscription: messages may have been missed
 // while the bus was away, so nothing in process can be trusted.
-func (c *Cache) onBusReset() { c.dropInProcess() }
+func (c *Cache) onBusReset() {
+	c.dropInProcess()
+	c.event(context.Background(), Event{Kind: EventInvalidation, Op: "reset"})
+}
 
 func (c *Cache) dropInProcess() {
 	c.flights.invalidateAll()

@@ -35,6 +35,7 @@ type Cache struct {
 
 	bus         driver.Bus
 	coordinator driver.Coordinator
+	observer    Observer // nil when none: every call site checks
 
 	flights   *flights
 	writeBack *writeBack
@@ -81,6 +82,7 @@ func New(layers []driver.Layer, opts ...Option) (*Cache, error) {
 		id:           newInstanceID(),
 		bus:          cfg.bus,
 		coordinator:  cfg.coordinator,
+		observer:     cfg.observer,
 		flights:      newFlights(),
 		loads:        newCounter(),
 		loadErrors:   newCounter(),
@@ -95,7 +97,7 @@ func New(layers []driver.Layer, opts ...Option) (*Cache, error) {
 		if l == nil {
 			return nil, errors.New("layercache: nil layer")
 		}
-		c.layers = append(c.layers, newLayer(l, i, d))
+		c.layers = append(c.layers, newLayer(l, i, d, cfg.observer))
 	}
 	if c.layers[0].inProcess {
 		c.l1 = c.layers[0]
@@ -152,6 +154,28 @@ func (c *Cache) inProcessLayers() []*layer {
 		}
 	}
 	return out
+}
+
+// event reports e to the observer, if there is one.
+func (c *Cache) event(ctx context.Context, e Event) {
+	if c.observer != nil {
+		c.observer.Event(ctx, e)
+	}
+}
+
+// begin and finish bracket an operation for the observer; without one they
+// cost a nil check.
+func (c *Cache) begin(ctx context.Context, op Operation) context.Context {
+	if c.observer == nil {
+		return ctx
+	}
+	return c.observer.Begin(ctx, op)
+}
+
+func (c *Cache) finish(ctx context.Context, op Operation, out Outcome) {
+	if c.observer != nil {
+		c.observer.Finish(ctx, op, out)
+	}
 }
 
 func joinErrors(errs []error) error {

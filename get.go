@@ -35,7 +35,7 @@ import (
 //
 // An L1 hit neither decodes nor allocates, also when loader is a closure.
 func Get[V any](ctx context.Context, c *Cache, key string, loader func(context.Context) (V, error), opts ...EntryOption) (V, error) {
-	if l1 := c.l1; l1 != nil && !c.closed.Load() {
+	if l1 := c.l1; l1 != nil && c.observer == nil && !c.closed.Load() {
 		if e, _ := l1.Get(ctx, key); e != nil && e.StaleAt == e.ExpiresAt && !c.clone &&
 			c.defaults.earlyRefresh == 0 && !hasEarlyRefresh(opts) {
 			// No stale window: the layer returns only live entries, so
@@ -63,8 +63,43 @@ func hasEarlyRefresh(opts []EntryOption) bool {
 	return false
 }
 
-// get is the path of everything but a plain fresh L1 hit.
+// get is the path of everything but a plain fresh L1 hit without an
+// observer.
 func get[V any](ctx context.Context, c *Cache, key string, loader func(context.Context) (V, error), opts []EntryOption) (V, error) {
+	if c.observer == nil {
+		return getCore(ctx, c, key, loader, opts, nil)
+	}
+	op := Operation{Kind: OpGet, Key: key}
+	ctx = c.observer.Begin(ctx, op)
+	var out Outcome
+	v, err := getCore(ctx, c, key, loader, opts, &out)
+	c.observer.Finish(ctx, op, out.with(err))
+	return v, err
+}
+
+// set records how a read ended, for the observer; out may be nil.
+func (o *Outcome) set(r Result, layer string) {
+	if o != nil {
+		o.Result, o.Layer = r, layer
+	}
+}
+
+// with completes an outcome with the operation's error.
+func (o Outcome) with(err error) Outcome {
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrNotFound):
+		o.Result = ResultNotFound
+	default:
+		o.Err = err
+		if o.Result == ResultNone || o.Result == ResultLoaded {
+			o.Result = ResultMiss
+		}
+	}
+	return o
+}
+
+func getCore[V any](ctx context.Context, c *Cache, key string, loader func(context.Context) (V, error), opts []EntryOption, out *Outcome) (V, error) {
 	var zero V
 	if c.closed.Load() {
 		return zero, ErrClosed
@@ -90,18 +125,22 @@ func get[V any](ctx context.Context, c *Cache, key string, loader func(context.C
 				switch {
 				case isFresh(e, now) && !refreshEarly(e, now, eo.earlyRefresh):
 					c.l1.hits.add(1)
+					out.set(ResultHit, c.l1.name)
 					return resultOf(c, v, e)
 				case isFresh(e, now), now < e.StaleAt+int64(eo.swr):
 					// Someone must refresh it; everyone else gets it now.
 					cl, leader := c.flights.tryLead(key, eo.tags)
 					if !leader {
 						c.l1.hits.add(1)
+						out.set(ResultHit, c.l1.name)
 						if !isFresh(e, now) {
 							c.staleServed.add(1)
+							out.set(ResultStale, c.l1.name)
+							c.event(ctx, Event{Kind: EventStaleServed, Layer: c.l1.name, Key: key})
 						}
 						return resultOf(c, v, e)
 					}
-					v, err, retry := lead(ctx, c, cl, key, loader, &eo, true)
+					v, err, retry := lead(ctx, c, cl, key, loader, &eo, true, out)
 					if !retry {
 						return v, err
 					}
@@ -112,15 +151,17 @@ func get[V any](ctx context.Context, c *Cache, key string, loader func(context.C
 		cl, leader := c.flights.join(key, eo.tags)
 		if !leader {
 			c.deduped.add(1)
+			c.event(ctx, Event{Kind: EventDeduplicated, Key: key})
 			if err := cl.wait(ctx); err != nil {
 				return zero, err
 			}
 			if cl.abandoned {
 				continue
 			}
+			out.set(ResultLoaded, "")
 			return callResult[V](c, cl)
 		}
-		v, err, retry := lead(ctx, c, cl, key, loader, &eo, false)
+		v, err, retry := lead(ctx, c, cl, key, loader, &eo, false, out)
 		if !retry {
 			return v, err
 		}
@@ -256,6 +297,7 @@ func backfill[V any](ctx context.Context, c *Cache, cl *call, key string, i int,
 			}
 		}
 		_ = c.writeGuarded(ctx, cl, key, []*layer{up}, mem)
+		c.event(ctx, Event{Kind: EventBackfill, Layer: up.name, Key: key})
 	}
 	if len(remote) > 0 {
 		wire := e
@@ -265,9 +307,7 @@ func backfill[V any](ctx context.Context, c *Cache, cl *call, key string, i int,
 				return
 			}
 		}
-		if !c.writeBack.enqueue(writeJob{key: key, layers: remote, entry: wire}) {
-			c.writeBackDropped.Add(1)
-		}
+		c.enqueue(ctx, writeJob{key: key, layers: remote, entry: wire})
 	}
 }
 
@@ -276,7 +316,7 @@ func backfill[V any](ctx context.Context, c *Cache, cl *call, key string, i int,
 // since another instance may have refreshed the key meanwhile. It reports
 // retry when the load was abandoned because the leader's context ended, so
 // that the caller (if its context is still alive) starts over.
-func lead[V any](ctx context.Context, c *Cache, cl *call, key string, loader func(context.Context) (V, error), eo *entryOptions, staleOK bool) (V, error, bool) {
+func lead[V any](ctx context.Context, c *Cache, cl *call, key string, loader func(context.Context) (V, error), eo *entryOptions, staleOK bool, out *Outcome) (V, error, bool) {
 	var zero V
 	now := time.Now().UnixNano()
 	r, err := read[V](ctx, c, cl, key, now)
@@ -285,6 +325,7 @@ func lead[V any](ctx context.Context, c *Cache, cl *call, key string, loader fun
 		return zero, err, false
 	}
 	if r.layer >= 0 && isFresh(r.entry, now) && !(staleOK && r.layer == 0) {
+		out.set(ResultHit, c.layers[r.layer].name)
 		c.flights.finish(cl, boxed(r.value, r.entry), negErr(r.entry), false)
 		v, err := resultOf(c, r.value, r.entry)
 		return v, err, false
@@ -301,6 +342,7 @@ func lead[V any](ctx context.Context, c *Cache, cl *call, key string, loader fun
 			return zero, err, false
 		}
 		if theirs.layer >= 0 { // another instance loaded it meanwhile
+			out.set(ResultHit, c.layers[theirs.layer].name)
 			c.flights.finish(cl, boxed(theirs.value, theirs.entry), negErr(theirs.entry), false)
 			v, err := resultOf(c, theirs.value, theirs.entry)
 			return v, err, false
@@ -316,7 +358,8 @@ func lead[V any](ctx context.Context, c *Cache, cl *call, key string, loader fun
 		}
 	}
 
-	v, err := runLoader(ctx, c, loader)
+	v, err := runLoader(ctx, c, key, loader)
+	out.set(ResultLoaded, "")
 	switch {
 	case err == nil:
 		keep := c.store(ctx, cl, key, v, false, eo)
@@ -339,6 +382,8 @@ func lead[V any](ctx context.Context, c *Cache, cl *call, key string, loader fun
 	c.loadErrors.add(1)
 	if stale != nil && now < stale.entry.StaleAt+int64(max(eo.staleIfError, eo.swr)) {
 		c.staleServed.add(1)
+		out.set(ResultStale, c.layers[stale.layer].name)
+		c.event(ctx, Event{Kind: EventStaleServed, Layer: c.layers[stale.layer].name, Key: key, Err: err})
 		c.flights.finish(cl, boxed(stale.value, stale.entry), negErr(stale.entry), false)
 		v, err := resultOf(c, stale.value, stale.entry)
 		return v, err, false
@@ -361,9 +406,16 @@ func negErr(e *driver.Entry) error {
 	return nil
 }
 
-// runLoader calls loader, turning a panic into a *PanicError.
-func runLoader[V any](ctx context.Context, c *Cache, loader func(context.Context) (V, error)) (v V, err error) {
+// runLoader calls loader, turning a panic into a *PanicError. With an
+// observer the load is an operation of its own, so the loader's context can
+// carry its span.
+func runLoader[V any](ctx context.Context, c *Cache, key string, loader func(context.Context) (V, error)) (v V, err error) {
 	c.loads.add(1)
+	if c.observer != nil {
+		op := Operation{Kind: OpLoad, Key: key}
+		ctx = c.observer.Begin(ctx, op)
+		defer func() { c.observer.Finish(ctx, op, Outcome{Result: ResultLoaded}.with(err)) }()
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			err = &PanicError{Value: p, Stack: debug.Stack()}

@@ -22,6 +22,7 @@ type layer struct {
 	inProcess bool
 	timeout   time.Duration // zero for in-process layers
 	breaker   *breaker      // nil for in-process layers
+	observer  Observer      // nil when the cache has none
 
 	hits, misses counter
 	errors       atomic.Uint64
@@ -30,8 +31,8 @@ type layer struct {
 	opNanos      atomic.Uint64
 }
 
-func newLayer(l driver.Layer, i int, d Degradation) *layer {
-	w := &layer{Layer: l, hits: newCounter(), misses: newCounter()}
+func newLayer(l driver.Layer, i int, d Degradation, o Observer) *layer {
+	w := &layer{Layer: l, hits: newCounter(), misses: newCounter(), observer: o}
 	if n, ok := l.(driver.Namer); ok {
 		w.name = n.Name()
 	} else {
@@ -67,21 +68,25 @@ func (l *layer) do(ctx context.Context, name string, op func(ctx context.Context
 	start := time.Now()
 	err := op(opCtx)
 	cancel()
+	took := time.Since(start)
 	l.ops.Add(1)
-	l.opNanos.Add(uint64(time.Since(start)))
-	switch {
-	case err == nil:
-		l.breaker.done(true)
+	l.opNanos.Add(uint64(took))
+	// A bad value is not a sick layer (the layer answered), and a caller
+	// that gave up says nothing about it either.
+	healthy := err == nil || errors.Is(err, envelope.ErrCorrupt) || ctx.Err() != nil
+	changed, to := l.breaker.done(healthy)
+	if l.observer != nil {
+		l.observer.Event(ctx, Event{Kind: EventLayerOp, Layer: l.name, Op: name, Duration: took, Err: err})
+		if changed {
+			kind := EventBreakerClose
+			if to == BreakerOpen {
+				kind = EventBreakerOpen
+			}
+			l.observer.Event(ctx, Event{Kind: kind, Layer: l.name})
+		}
+	}
+	if err == nil {
 		return nil
-	case errors.Is(err, envelope.ErrCorrupt):
-		// A bad value is not a sick layer: the layer answered.
-		l.breaker.done(true)
-	case ctx.Err() != nil:
-		// The caller gave up; that says nothing about the layer. Release a
-		// half-open probe slot without judging.
-		l.breaker.done(true)
-	default:
-		l.breaker.done(false)
 	}
 	l.errors.Add(1)
 	return &LayerError{Op: name, Layer: l.name, Err: err}

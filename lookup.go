@@ -13,11 +13,17 @@ func Lookup[V any](ctx context.Context, c *Cache, key string) (v V, ok bool, err
 	if c.closed.Load() {
 		return v, false, ErrClosed
 	}
+	op := Operation{Kind: OpLookup, Key: key}
+	ctx = c.begin(ctx, op)
+	out := Outcome{Result: ResultMiss}
+	defer func() { c.finish(ctx, op, out.with(err)) }()
+
 	now := time.Now().UnixNano()
 	r, err := read[V](ctx, c, nil, key, now)
 	if err != nil || r.layer < 0 || r.entry.Negative || !isFresh(r.entry, now) {
 		return v, false, err
 	}
+	out.set(ResultHit, c.layers[r.layer].name)
 	v, err = cloneIf(c, r.value)
 	return v, err == nil, err
 }

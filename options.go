@@ -23,6 +23,7 @@ type settings struct {
 	logger       *slog.Logger
 	namespace    string
 	writeBack    int
+	observer     Observer
 }
 
 // Degradation says how the cache treats layers that are slow or down.

@@ -17,10 +17,13 @@ import (
 // [*LayerError]s joined with errors.Join; the layers that did not fail hold
 // v. A layer skipped by its open circuit breaker fails with
 // [ErrLayerUnavailable].
-func Set[V any](ctx context.Context, c *Cache, key string, v V, opts ...EntryOption) error {
+func Set[V any](ctx context.Context, c *Cache, key string, v V, opts ...EntryOption) (err error) {
 	if c.closed.Load() {
 		return ErrClosed
 	}
+	op := Operation{Kind: OpSet, Key: key}
+	ctx = c.begin(ctx, op)
+	defer func() { c.finish(ctx, op, Outcome{Err: err}) }()
 	eo := c.defaults.with(opts)
 	if err := eo.validate(); err != nil {
 		return err
@@ -126,22 +129,21 @@ func (c *Cache) store(ctx context.Context, cl *call, key string, v any, negative
 		_ = c.writeGuarded(context.WithoutCancel(ctx), cl, key, remote, wire)
 		return false
 	}
-	if !c.writeBack.enqueue(writeJob{call: cl, key: key, layers: remote, entry: wire}) {
-		c.writeBackDropped.Add(1)
-		return false
-	}
-	return true
+	return c.enqueue(ctx, writeJob{call: cl, key: key, layers: remote, entry: wire})
 }
 
 // Delete removes keys from every layer, then tells the other instances. A
 // load of one of the keys that is running does not write its result back.
-func (c *Cache) Delete(ctx context.Context, keys ...string) error {
+func (c *Cache) Delete(ctx context.Context, keys ...string) (err error) {
 	if c.closed.Load() {
 		return ErrClosed
 	}
 	if len(keys) == 0 {
 		return nil
 	}
+	op := Operation{Kind: OpDelete, Keys: keys}
+	ctx = c.begin(ctx, op)
+	defer func() { c.finish(ctx, op, Outcome{Err: err}) }()
 	c.flights.invalidateKeys(keys)
 	var errs []error
 	for _, l := range c.layers {
@@ -153,13 +155,16 @@ func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 
 // InvalidateTags removes every entry carrying one of tags from every layer,
 // then tells the other instances to do the same in their in-process layers.
-func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) error {
+func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) (err error) {
 	if c.closed.Load() {
 		return ErrClosed
 	}
 	if len(tags) == 0 {
 		return nil
 	}
+	op := Operation{Kind: OpInvalidateTags, Tags: tags}
+	ctx = c.begin(ctx, op)
+	defer func() { c.finish(ctx, op, Outcome{Err: err}) }()
 	c.flights.invalidateTags(tags)
 	var errs []error
 	for _, l := range c.layers {
@@ -172,10 +177,13 @@ func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) error {
 // Clear removes every entry from every layer (layers that share a server
 // clear only their own prefix), then tells the other instances to clear
 // their in-process layers.
-func (c *Cache) Clear(ctx context.Context) error {
+func (c *Cache) Clear(ctx context.Context) (err error) {
 	if c.closed.Load() {
 		return ErrClosed
 	}
+	op := Operation{Kind: OpClear}
+	ctx = c.begin(ctx, op)
+	defer func() { c.finish(ctx, op, Outcome{Err: err}) }()
 	c.flights.invalidateAll()
 	var errs []error
 	for _, l := range c.layers {

@@ -78,6 +78,16 @@ func (c *Cache) writeGuarded(ctx context.Context, cl *call, key string, layers [
 	return joinErrors(errs)
 }
 
+// enqueue queues a background write, counting it when the queue is full.
+func (c *Cache) enqueue(ctx context.Context, job writeJob) bool {
+	if c.writeBack.enqueue(job) {
+		return true
+	}
+	c.writeBackDropped.Add(1)
+	c.event(ctx, Event{Kind: EventWriteBackDropped, Key: job.key})
+	return false
+}
+
 func (c *Cache) runWriteJob(job writeJob) {
 	err := c.writeGuarded(context.Background(), job.call, job.key, job.layers, job.entry)
 	if job.call != nil {

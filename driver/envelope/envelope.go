@@ -6,23 +6,26 @@
 // The format is owned by layercache, not by any one driver, so that a value
 // written by one driver version is read, or cleanly refused, by another.
 // Corrupt, truncated or foreign bytes are an error from [Unmarshal], never a
-// panic and never a silently wrong entry: the CRC-32C over the whole record
-// catches flipped bits that would otherwise decode into a different value.
+// panic and never a silently wrong entry: a 64-bit XXH3 checksum over the
+// whole record catches flipped bits that would otherwise decode into a
+// different value. XXH3 rather than CRC-32C because on large values the
+// checksum is most of what reading a record costs, and XXH3 hashes about
+// twice as fast.
 //
 // Layout, version 1 (integers little-endian, varints as encoding/binary):
 //
 //	magic "LC" | version 1 | flags | stale_at int64 | expires_at int64 |
 //	uvarint len + codec | uvarint count, then per tag uvarint len + tag |
-//	payload ... | crc32c uint32
+//	payload ... | xxh3 uint64 (of everything before it)
 package envelope
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 
 	"github.com/klauspost/compress/s2"
+	"github.com/zeebo/xxh3"
 
 	"github.com/layercache/layercache/driver"
 )
@@ -37,7 +40,7 @@ const MaxDecodedSize = 1 << 30
 const (
 	magic0, magic1 = 'L', 'C'
 	headerSize     = 4 + 8 + 8
-	trailerSize    = 4
+	trailerSize    = 8
 
 	flagNegative   = 1 << 0
 	flagNilPayload = 1 << 1
@@ -51,8 +54,6 @@ const (
 // ErrCorrupt is wrapped by every error [Unmarshal] returns for bytes that are
 // not a valid record.
 var ErrCorrupt = errors.New("layercache/envelope: corrupt or foreign value")
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Options tune [Marshal].
 type Options struct {
@@ -99,7 +100,7 @@ func Marshal(e *driver.Entry, opt Options) ([]byte, error) {
 		b = appendString(b, t)
 	}
 	b = append(b, payload...)
-	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	b = binary.LittleEndian.AppendUint64(b, xxh3.Hash(b))
 	return b, nil
 }
 
@@ -117,8 +118,8 @@ func Unmarshal(b []byte) (*driver.Entry, error) {
 	if b[2] != Version {
 		return nil, fmt.Errorf("%w: format version %d, this build reads %d", ErrCorrupt, b[2], Version)
 	}
-	body, sum := b[:len(b)-trailerSize], binary.LittleEndian.Uint32(b[len(b)-trailerSize:])
-	if crc32.Checksum(body, castagnoli) != sum {
+	body, sum := b[:len(b)-trailerSize], binary.LittleEndian.Uint64(b[len(b)-trailerSize:])
+	if xxh3.Hash(body) != sum {
 		return nil, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
 	}
 	flags := body[3]
@@ -131,7 +132,7 @@ func Unmarshal(b []byte) (*driver.Entry, error) {
 		ExpiresAt: int64(binary.LittleEndian.Uint64(body[12:])),
 	}
 	r := reader{b: body[headerSize:]}
-	e.Codec = r.string()
+	e.Codec = r.codec()
 	if n := r.uvarint(); n > 0 {
 		if n >= maxTags {
 			return nil, fmt.Errorf("%w: %d tags", ErrCorrupt, n)
@@ -189,6 +190,36 @@ func (r *reader) uvarint() uint64 {
 	}
 	r.b = r.b[n:]
 	return v
+}
+
+// codec reads the codec name, without allocating for the names layercache
+// itself writes.
+func (r *reader) codec() string {
+	n := r.uvarint()
+	if r.err != nil {
+		return ""
+	}
+	if n > uint64(len(r.b)) || n >= maxStrBytes {
+		r.err = fmt.Errorf("%w: truncated header", ErrCorrupt)
+		return ""
+	}
+	b := r.b[:n]
+	r.b = r.b[n:]
+	switch string(b) {
+	case "":
+		return ""
+	case "json":
+		return "json"
+	case "msgpack":
+		return "msgpack"
+	case "raw":
+		return "raw"
+	case "string":
+		return "string"
+	case "time":
+		return "time"
+	}
+	return string(b)
 }
 
 func (r *reader) string() string {

@@ -60,7 +60,7 @@ func TestUnmarshal_RejectsCorruptInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	flipped := bytes.Clone(good)
-	flipped[len(flipped)-8] ^= 0x01 // inside the payload: still valid JSON shape
+	flipped[len(flipped)-trailerSize-3] ^= 0x01 // inside the payload: still valid JSON shape
 	wrongVersion := bytes.Clone(good)
 	wrongVersion[2] = 99
 	cases := map[string][]byte{

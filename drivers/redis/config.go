@@ -1,0 +1,206 @@
+package redis
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/layercache/layercache/driver"
+)
+
+func init() { driver.Register("redis", redisDriver{}) }
+
+// Config is the configuration block of a "redis" layer. Exactly one of URL
+// and Addrs says where the server is:
+//
+//	url: redis://user:pass@host:6379/0    # one server; rediss:// for TLS
+//	addrs: [node1:6379, node2:6379]       # Cluster seed nodes
+//	addrs: [s1:26379, s2:26379]           # Sentinels, with master_name
+//	master_name: mymaster
+//
+// The connection fields (Username to TLS) override what the URL says when
+// they are set, so that a password can come from the environment while the
+// URL stays in the file.
+type Config struct {
+	// URL is a redis:// or rediss:// URL of one server, with optional user,
+	// password, database number and go-redis query parameters
+	// (see goredis.ParseURL).
+	URL string `yaml:"url"`
+
+	// Addrs are the seed nodes of a Cluster, or the Sentinels' addresses
+	// when MasterName is set.
+	Addrs []string `yaml:"addrs"`
+
+	// MasterName is the name of the Sentinel-managed master; it requires
+	// Addrs.
+	MasterName string `yaml:"master_name"`
+
+	// Username and Password authenticate with the server (ACL user or
+	// requirepass). Default: none, or what the URL says.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+
+	// DB is the database number. A Cluster has only database 0.
+	// Default: 0, or what the URL says.
+	DB int `yaml:"db"`
+
+	// PoolSize is the number of connections per server.
+	// Default: go-redis's, 10 per CPU.
+	PoolSize int `yaml:"pool_size"`
+
+	// DialTimeout, ReadTimeout and WriteTimeout bound connecting and socket
+	// I/O, whatever the context allows.
+	// Default: go-redis's (5s, 5s and ReadTimeout).
+	DialTimeout  time.Duration `yaml:"dial_timeout"`
+	ReadTimeout  time.Duration `yaml:"read_timeout"`
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+
+	// TLS connects with TLS (at least 1.2, server name from the address).
+	// A rediss:// URL implies it. Default: false.
+	TLS bool `yaml:"tls"`
+
+	// TTL, Prefix, Timeout, CompressAbove and MaxValueSize are as in
+	// [Options].
+	TTL           time.Duration `yaml:"ttl"`
+	Prefix        string        `yaml:"prefix"`
+	Timeout       time.Duration `yaml:"timeout"`
+	CompressAbove int           `yaml:"compress_above"`
+	MaxValueSize  int           `yaml:"max_value_size"`
+}
+
+// redisDriver opens "redis" layers from configuration.
+type redisDriver struct{}
+
+// OpenLayer decodes and checks a "redis" layer block, builds a client with
+// ContextTimeoutEnabled and returns a layer that owns it. It does not
+// contact the server.
+func (redisDriver) OpenLayer(_ context.Context, dc driver.Config) (driver.Layer, error) {
+	var cfg Config
+	if err := dc.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	client, err := cfg.client()
+	if err != nil {
+		return nil, fmt.Errorf("layercache/redis: %s: %w", dc.Path(), err)
+	}
+	l, err := newLayer(cfg.options(client), true)
+	if err != nil {
+		_ = client.Close()
+		return nil, fmt.Errorf("%s: %w", dc.Path(), err)
+	}
+	return l, nil
+}
+
+func (c *Config) options(client goredis.UniversalClient) Options {
+	return Options{
+		Client:        client,
+		TTL:           c.TTL,
+		Prefix:        c.Prefix,
+		Timeout:       c.Timeout,
+		CompressAbove: c.CompressAbove,
+		MaxValueSize:  c.MaxValueSize,
+	}
+}
+
+// client checks the connection fields and builds the client they describe.
+func (c *Config) client() (goredis.UniversalClient, error) {
+	var errs []error
+	switch {
+	case c.URL != "" && len(c.Addrs) > 0:
+		errs = append(errs, errors.New("url and addrs are exclusive; set one"))
+	case c.URL == "" && len(c.Addrs) == 0:
+		errs = append(errs, errors.New("one of url and addrs is required"))
+	}
+	for i, a := range c.Addrs {
+		if a == "" {
+			errs = append(errs, fmt.Errorf("addrs[%d] is empty", i))
+		}
+	}
+	if c.MasterName != "" && len(c.Addrs) == 0 {
+		errs = append(errs, errors.New("master_name needs the Sentinels' addrs"))
+	}
+	if c.DB < 0 {
+		errs = append(errs, fmt.Errorf("db %d is negative", c.DB))
+	}
+	if c.DB != 0 && len(c.Addrs) > 0 && c.MasterName == "" {
+		errs = append(errs, fmt.Errorf("db %d: a Cluster has only database 0", c.DB))
+	}
+	if c.PoolSize < 0 {
+		errs = append(errs, fmt.Errorf("pool_size %d is negative", c.PoolSize))
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"dial_timeout", c.DialTimeout}, {"read_timeout", c.ReadTimeout}, {"write_timeout", c.WriteTimeout}} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("%s %v is negative", d.key, d.v))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+
+	if c.URL != "" {
+		o, err := goredis.ParseURL(c.URL)
+		if err != nil {
+			var uerr *url.Error
+			if errors.As(err, &uerr) {
+				// url.Error quotes the URL, password included.
+				return nil, errors.New("url: not a valid URL")
+			}
+			return nil, fmt.Errorf("url: %w", err)
+		}
+		if c.Username != "" {
+			o.Username = c.Username
+		}
+		if c.Password != "" {
+			o.Password = c.Password
+		}
+		if c.DB != 0 {
+			o.DB = c.DB
+		}
+		if c.PoolSize != 0 {
+			o.PoolSize = c.PoolSize
+		}
+		if c.DialTimeout != 0 {
+			o.DialTimeout = c.DialTimeout
+		}
+		if c.ReadTimeout != 0 {
+			o.ReadTimeout = c.ReadTimeout
+		}
+		if c.WriteTimeout != 0 {
+			o.WriteTimeout = c.WriteTimeout
+		}
+		if c.TLS && o.TLSConfig == nil {
+			o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		o.ContextTimeoutEnabled = true
+		return goredis.NewClient(o), nil
+	}
+
+	u := &goredis.UniversalOptions{
+		Addrs:                 c.Addrs,
+		MasterName:            c.MasterName,
+		Username:              c.Username,
+		Password:              c.Password,
+		DB:                    c.DB,
+		PoolSize:              c.PoolSize,
+		DialTimeout:           c.DialTimeout,
+		ReadTimeout:           c.ReadTimeout,
+		WriteTimeout:          c.WriteTimeout,
+		ContextTimeoutEnabled: true,
+		// addrs without master_name always means Cluster, even with a
+		// single seed node: one standalone server is given by url.
+		IsClusterMode: c.MasterName == "",
+	}
+	if c.TLS {
+		// The server name is taken from each node's address when dialling.
+		u.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	return goredis.NewUniversalClient(u), nil
+}

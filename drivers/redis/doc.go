@@ -1,0 +1,43 @@
+// Package redis is the layercache layer (L2) on Redis, through go-redis v9.
+//
+// One [Layer] works with any go-redis
+// [github.com/redis/go-redis/v9.UniversalClient]: a standalone server,
+// a Sentinel-managed master or a Cluster. Every instance of a service shares
+// the layer, so it is where a value loaded by one instance is found by the
+// others.
+//
+// Values are stored as records of package driver/envelope (format version,
+// expiry, freshness, tags, codec name, payload optionally compressed with S2,
+// CRC-32C), one Redis string per key, written with SET ... PX so that Redis
+// itself drops an entry when it expires. A value that is not a valid record
+// (written by something else, truncated, or from an unknown format version)
+// is reported as an error wrapping envelope.ErrCorrupt; the cache counts it
+// and treats it as a miss.
+//
+// Keys are Options.Prefix followed by the cache key. A namespace prefix such
+// as "myapp:" is usual: it keeps the cache's keys apart from anything else in
+// the database, and [Layer.Clear] refuses to run without one.
+//
+// In Cluster mode, multi-key operations (GetMany, Delete, SetMany and the
+// deletes of Clear) are split by hash slot, computed here with the CRC16 of
+// the Redis Cluster specification, and sent as one pipeline, so that keys
+// spread over many slots never produce a CROSSSLOT error. The slot function is
+// written by hand because go-redis keeps its own in an internal package.
+//
+// Programs build a layer with [New] from their own client, or from a
+// configuration file through the "redis" driver that this package registers:
+//
+//	import _ "github.com/layercache/layercache/drivers/redis"
+//
+//	layers:
+//	  - driver: redis
+//	    url: redis://localhost:6379/0   # or addrs: [...] (+ master_name for Sentinel)
+//	    prefix: "myapp:"
+//	    ttl: 1h
+//	    timeout: 100ms
+//
+// Context deadlines are what keep a slow or stopped Redis from stalling the
+// cache: go-redis honours them on socket reads only when the client was made
+// with ContextTimeoutEnabled. Clients built from configuration have it; a
+// client passed to [New] should have it too.
+package redis
