@@ -1,7 +1,6 @@
 package layercache
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -68,7 +67,7 @@ func decodeValue[V any](codec Codec, payload []byte, codecName string) (V, error
 		if codecName != rawBytes {
 			return v, fmt.Errorf("%w: %q, want %q", errCodecMismatch, codecName, rawBytes)
 		}
-		*p = bytes.Clone(payload) // the payload may alias a driver's buffer
+		*p = payload // a layer's payload is the caller's to keep (driver.Entry)
 		return v, nil
 	case *string:
 		if codecName != rawString {

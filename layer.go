@@ -13,9 +13,6 @@ import (
 
 // layer wraps one driver.Layer with what the cache keeps per layer: its
 // name, its capabilities (looked up once), its breaker and its counters.
-// Every operation on a layer that is not in-process goes through do, which
-// applies the timeout and the breaker: this is the single place where the
-// degradation policy lives.
 type layer struct {
 	driver.Layer
 	name      string
@@ -50,24 +47,22 @@ func newLayer(l driver.Layer, i int, d Degradation, o Observer) *layer {
 	return w
 }
 
-// do runs op on the layer under the degradation policy. It returns
-// ErrLayerUnavailable without calling op when the breaker is open.
-func (l *layer) do(ctx context.Context, name string, op func(ctx context.Context) error) error {
-	if l.inProcess {
-		if err := op(ctx); err != nil {
-			l.errors.Add(1)
-			return &LayerError{Op: name, Layer: l.name, Err: err}
-		}
-		return nil
-	}
+// enter and exit bracket every operation on a layer that is not in-process:
+// together they are the single place where the degradation policy lives.
+// enter returns ErrLayerUnavailable when the breaker is open, and otherwise
+// the context to run the operation under, with the layer's timeout.
+func (l *layer) enter(ctx context.Context, op string) (context.Context, context.CancelFunc, time.Time, error) {
 	if !l.breaker.allow() {
 		l.skipped.Add(1)
-		return &LayerError{Op: name, Layer: l.name, Err: ErrLayerUnavailable}
+		return nil, nil, time.Time{}, &LayerError{Op: op, Layer: l.name, Err: ErrLayerUnavailable}
 	}
 	opCtx, cancel := context.WithTimeout(ctx, l.timeout)
-	start := time.Now()
-	err := op(opCtx)
-	cancel()
+	return opCtx, cancel, time.Now(), nil
+}
+
+// exit records the outcome of an operation that enter let through. ctx is
+// the caller's context, not the one enter made.
+func (l *layer) exit(ctx context.Context, op string, start time.Time, err error) error {
 	took := time.Since(start)
 	l.ops.Add(1)
 	l.opNanos.Add(uint64(took))
@@ -76,7 +71,7 @@ func (l *layer) do(ctx context.Context, name string, op func(ctx context.Context
 	healthy := err == nil || errors.Is(err, envelope.ErrCorrupt) || ctx.Err() != nil
 	changed, to := l.breaker.done(healthy)
 	if l.observer != nil {
-		l.observer.Event(ctx, Event{Kind: EventLayerOp, Layer: l.name, Op: name, Duration: took, Err: err})
+		l.observer.Event(ctx, Event{Kind: EventLayerOp, Layer: l.name, Op: op, Duration: took, Err: err})
 		if changed {
 			kind := EventBreakerClose
 			if to == BreakerOpen {
@@ -89,28 +84,69 @@ func (l *layer) do(ctx context.Context, name string, op func(ctx context.Context
 		return nil
 	}
 	l.errors.Add(1)
-	return &LayerError{Op: name, Layer: l.name, Err: err}
+	return &LayerError{Op: op, Layer: l.name, Err: err}
+}
+
+// inProcessErr wraps and counts an in-process layer's error.
+func (l *layer) inProcessErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	l.errors.Add(1)
+	return &LayerError{Op: op, Layer: l.name, Err: err}
 }
 
 func (l *layer) get(ctx context.Context, key string) (*driver.Entry, error) {
 	if l.inProcess {
 		return l.Get(ctx, key)
 	}
-	var e *driver.Entry
-	err := l.do(ctx, "get", func(ctx context.Context) error {
-		var err error
-		e, err = l.Get(ctx, key)
-		return err
-	})
-	return e, err
+	opCtx, cancel, start, err := l.enter(ctx, "get")
+	if err != nil {
+		return nil, err
+	}
+	e, err := l.Get(opCtx, key)
+	cancel()
+	return e, l.exit(ctx, "get", start, err)
 }
 
 func (l *layer) set(ctx context.Context, key string, e *driver.Entry) error {
-	return l.do(ctx, "set", func(ctx context.Context) error { return l.Set(ctx, key, e) })
+	if l.inProcess {
+		return l.inProcessErr("set", l.Set(ctx, key, e))
+	}
+	opCtx, cancel, start, err := l.enter(ctx, "set")
+	if err != nil {
+		return err
+	}
+	err = l.Set(opCtx, key, e)
+	cancel()
+	return l.exit(ctx, "set", start, err)
 }
 
 func (l *layer) del(ctx context.Context, keys []string) error {
-	return l.do(ctx, "delete", func(ctx context.Context) error { return l.Delete(ctx, keys...) })
+	if l.inProcess {
+		return l.inProcessErr("delete", l.Delete(ctx, keys...))
+	}
+	opCtx, cancel, start, err := l.enter(ctx, "delete")
+	if err != nil {
+		return err
+	}
+	err = l.Delete(opCtx, keys...)
+	cancel()
+	return l.exit(ctx, "delete", start, err)
+}
+
+// do runs a rarer operation under the same policy as get, set and del.
+func (l *layer) do(ctx context.Context, op string, f func(ctx context.Context) error) error {
+	if l.inProcess {
+		return l.inProcessErr(op, f(ctx))
+	}
+	opCtx, cancel, start, err := l.enter(ctx, op)
+	if err != nil {
+		return err
+	}
+	err = f(opCtx)
+	cancel()
+	return l.exit(ctx, op, start, err)
 }
 
 func (l *layer) invalidateTags(ctx context.Context, tags []string) error {

@@ -14,7 +14,10 @@ type Entry struct {
 
 	// Payload is the encoded value, produced by the codec named in Codec.
 	// Layers that are not in-process receive and return it. A nil Payload and
-	// an empty one are different values and must round-trip as such.
+	// an empty one are different values and must round-trip as such. A
+	// payload returned by Get belongs to the caller, which may hand it to
+	// users as a []byte value: the layer must not reuse or alias memory it
+	// will write again (a buffer pool, a memory map).
 	Payload []byte
 
 	// Codec names the codec that produced Payload, so that bytes written by

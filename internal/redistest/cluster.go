@@ -123,10 +123,11 @@ func (c *Cluster) Nodes() []*Server {
 }
 
 // Client returns a new go-redis cluster client seeded with every node's
-// address and otherwise go-redis's defaults. It is closed in t.Cleanup.
+// address, ContextTimeoutEnabled, and otherwise go-redis's defaults. It is
+// closed in t.Cleanup.
 func (c *Cluster) Client(t testing.TB) *goredis.ClusterClient {
 	t.Helper()
-	cc := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: c.Addrs()})
+	cc := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: c.Addrs(), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = cc.Close() })
 	return cc
 }

@@ -319,11 +319,20 @@ func (s *Server) Pid() int {
 }
 
 // Client returns a new go-redis client for the server with go-redis's
-// default options (plus the server's password). It is closed in t.Cleanup,
-// which runs before the server is stopped.
+// default options, the server's password, and ContextTimeoutEnabled, as
+// layercache asks of the clients it is given (so a paused server costs an
+// operation its context deadline, not the client's ReadTimeout). It is
+// closed in t.Cleanup, which runs before the server is stopped.
 func (s *Server) Client(t testing.TB) *goredis.Client {
 	t.Helper()
-	c := goredis.NewClient(&goredis.Options{Addr: s.Addr(), Password: s.password})
+	return ClientFor(t, s.Addr(), s.password)
+}
+
+// ClientFor returns a client like [Server.Client] for any address, such
+// as a [Proxy]'s.
+func ClientFor(t testing.TB, addr, password string) *goredis.Client {
+	t.Helper()
+	c := goredis.NewClient(&goredis.Options{Addr: addr, Password: password, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
