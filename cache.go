@@ -64,6 +64,9 @@ func New(layers []driver.Layer, opts ...Option) (*Cache, error) {
 	if cfg.writeBack <= 0 {
 		return nil, errors.New("layercache: write-back queue must hold at least one write")
 	}
+	if e, ok := cfg.observer.(interface{ Enabled() bool }); ok && !e.Enabled() {
+		cfg.observer = nil // it would record nothing; keep the hit path bare
+	}
 	d := cfg.degradation.withDefaults()
 	if d.Timeout < 0 || d.RetryAfter < 0 || d.FailureThreshold < 0 {
 		return nil, errors.New("layercache: negative degradation setting")

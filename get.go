@@ -35,23 +35,37 @@ import (
 //
 // An L1 hit neither decodes nor allocates, also when loader is a closure.
 func Get[V any](ctx context.Context, c *Cache, key string, loader func(context.Context) (V, error), opts ...EntryOption) (V, error) {
-	if l1 := c.l1; l1 != nil && c.observer == nil && !c.closed.Load() {
-		if e, _ := l1.Get(ctx, key); e != nil && e.StaleAt == e.ExpiresAt && !c.clone &&
-			c.defaults.earlyRefresh == 0 && !hasEarlyRefresh(opts) {
-			// No stale window: the layer returns only live entries, so
-			// this one is fresh without reading the clock.
-			if v, ok := e.Value.(V); ok {
-				l1.hits.add(1)
-				return v, nil
-			}
-			if e.Negative {
-				l1.hits.add(1)
-				var zero V
-				return zero, ErrNotFound
-			}
+	if c.observer == nil {
+		if v, err, ok := freshL1[V](ctx, c, key, opts); ok {
+			return v, err
 		}
 	}
 	return get(ctx, c, key, loader, opts)
+}
+
+// freshL1 answers a read from an in-process first layer when the entry
+// there is plainly fresh, which is most reads. An entry without a stale
+// window is fresh exactly when the layer returns it (layers return only
+// live entries), so no clock is read.
+func freshL1[V any](ctx context.Context, c *Cache, key string, opts []EntryOption) (V, error, bool) {
+	var zero V
+	l1 := c.l1
+	if l1 == nil || c.closed.Load() {
+		return zero, nil, false
+	}
+	e, _ := l1.Get(ctx, key)
+	if e == nil || e.StaleAt != e.ExpiresAt || c.clone || c.defaults.earlyRefresh != 0 || hasEarlyRefresh(opts) {
+		return zero, nil, false
+	}
+	if v, ok := e.Value.(V); ok {
+		l1.hits.add(1)
+		return v, nil, true
+	}
+	if e.Negative {
+		l1.hits.add(1)
+		return zero, ErrNotFound, true
+	}
+	return zero, nil, false
 }
 
 func hasEarlyRefresh(opts []EntryOption) bool {
@@ -71,6 +85,10 @@ func get[V any](ctx context.Context, c *Cache, key string, loader func(context.C
 	}
 	op := Operation{Kind: OpGet, Key: key}
 	ctx = c.observer.Begin(ctx, op)
+	if v, err, ok := freshL1[V](ctx, c, key, opts); ok {
+		c.observer.Finish(ctx, op, Outcome{Result: ResultHit, Layer: c.l1.name}.with(err))
+		return v, err
+	}
 	var out Outcome
 	v, err := getCore(ctx, c, key, loader, opts, &out)
 	c.observer.Finish(ctx, op, out.with(err))
@@ -266,6 +284,7 @@ func read[V any](ctx context.Context, c *Cache, cl *call, key string, now int64)
 				// Corrupt or foreign bytes: a miss here, and counted.
 				l.errors.Add(1)
 				c.logger.Debug("layercache: undecodable value", "layer", l.name, "key", key, "err", err)
+				c.event(ctx, Event{Kind: EventLayerOp, Layer: l.name, Op: "decode", Key: key, Err: err})
 				l.misses.add(1)
 				continue
 			}

@@ -17,7 +17,7 @@ type layer struct {
 	driver.Layer
 	name      string
 	inProcess bool
-	timeout   time.Duration // zero for in-process layers
+	timeout   time.Duration // zero for in-process layers and driver.Timeouters
 	breaker   *breaker      // nil for in-process layers
 	observer  Observer      // nil when the cache has none
 
@@ -39,9 +39,8 @@ func newLayer(l driver.Layer, i int, d Degradation, o Observer) *layer {
 		w.inProcess = true
 		return w
 	}
-	w.timeout = d.Timeout
-	if t, ok := l.(driver.Timeouter); ok && t.Timeout() > 0 {
-		w.timeout = t.Timeout()
+	if _, ok := l.(driver.Timeouter); !ok {
+		w.timeout = d.Timeout
 	}
 	w.breaker = newBreaker(d)
 	return w
@@ -56,9 +55,14 @@ func (l *layer) enter(ctx context.Context, op string) (context.Context, context.
 		l.skipped.Add(1)
 		return nil, nil, time.Time{}, &LayerError{Op: op, Layer: l.name, Err: ErrLayerUnavailable}
 	}
+	if l.timeout == 0 { // the layer bounds its own operations
+		return ctx, noCancel, time.Now(), nil
+	}
 	opCtx, cancel := context.WithTimeout(ctx, l.timeout)
 	return opCtx, cancel, time.Now(), nil
 }
+
+func noCancel() {}
 
 // exit records the outcome of an operation that enter let through. ctx is
 // the caller's context, not the one enter made.

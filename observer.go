@@ -102,7 +102,9 @@ type EventKind uint8
 // The events an [Observer] is told about.
 const (
 	// EventLayerOp: one operation on a layer outside the process ended;
-	// Layer, Op, Duration and Err are set.
+	// Layer, Op, Duration and Err are set. Op "decode" with Err reports a
+	// value that a layer returned but could not be decoded (corrupt or
+	// foreign bytes), which the read took as a miss.
 	EventLayerOp EventKind = iota + 1
 	// EventBackfill: a hit in a lower layer was copied into Layer.
 	EventBackfill
@@ -146,5 +148,7 @@ type Event struct {
 	Err      error
 }
 
-// WithObserver sets the cache's observer. Default: none.
+// WithObserver sets the cache's observer. Default: none. An observer with an
+// Enabled method that reports false (as the OpenTelemetry observer does on
+// no-op providers) is not called at all.
 func WithObserver(o Observer) Option { return func(c *settings) { c.observer = o } }

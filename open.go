@@ -55,7 +55,7 @@ func OpenConfig(cfg *config.Config, opts ...Option) (c *Cache, err error) {
 		if err != nil {
 			return nil, err
 		}
-		l, err := d.OpenLayer(ctx, b)
+		l, err := d.OpenLayer(ctx, scoped{b, cfg.Namespace})
 		if err != nil {
 			return nil, fmt.Errorf("layercache: %s (driver %q): %w", b.Path(), b.Driver, err)
 		}
@@ -95,7 +95,7 @@ func OpenConfig(cfg *config.Config, opts ...Option) (c *Cache, err error) {
 		if err != nil {
 			return nil, err
 		}
-		bus, err := d.OpenBus(ctx, b, stack)
+		bus, err := d.OpenBus(ctx, scoped{b, cfg.Namespace}, stack)
 		if err != nil {
 			return nil, fmt.Errorf("layercache: %s (driver %q): %w", b.Path(), b.Driver, err)
 		}
@@ -107,7 +107,7 @@ func OpenConfig(cfg *config.Config, opts ...Option) (c *Cache, err error) {
 		if err != nil {
 			return nil, err
 		}
-		co, err := d.OpenCoordinator(ctx, b, stack)
+		co, err := d.OpenCoordinator(ctx, scoped{b, cfg.Namespace}, stack)
 		if err != nil {
 			return nil, fmt.Errorf("layercache: %s (driver %q): %w", b.Path(), b.Driver, err)
 		}
@@ -121,10 +121,20 @@ func OpenConfig(cfg *config.Config, opts ...Option) (c *Cache, err error) {
 	}
 	for _, i := range unreachable {
 		c.layers[i].breaker.trip()
+		c.event(ctx, Event{Kind: EventBreakerOpen, Layer: c.layers[i].name})
 		c.logger.Warn("layercache: starting without an unreachable layer", "layer", cfg.Layers[i].Path(), "driver", cfg.Layers[i].Driver)
 	}
 	return c, nil
 }
+
+// scoped hands a block to its driver with the namespace of the config being
+// opened, which code may have changed since the file was read.
+type scoped struct {
+	*config.Block
+	namespace string
+}
+
+func (s scoped) Namespace() string { return s.namespace }
 
 // lookupDriver finds the driver a block names and checks that it provides
 // what the block needs (a layer, a bus or a coordinator).

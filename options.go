@@ -30,7 +30,8 @@ type settings struct {
 // Layers that are in-process are never degraded.
 type Degradation struct {
 	// Timeout bounds every operation on a layer that is not in-process and
-	// does not set its own (driver.Timeouter). Default: 100ms.
+	// does not bound its operations itself (driver.Timeouter, as the Redis
+	// and disk layers do). Default: 100ms.
 	Timeout time.Duration
 
 	// FailureThreshold is how many failures or timeouts in a row open the

@@ -18,12 +18,18 @@ type Block struct {
 
 	raw  map[string]any // the block's keys but "driver"; values may be envValue
 	path string         // "layers[1]", "bus", "singleflight"
-	src  *source
+	// namespace is the document's, for drivers that name shared keys.
+	namespace string
+	src       *source
 }
 
 // Path returns where the block is in the configuration: "layers[1]" for
 // the second layer, "bus" or "singleflight".
 func (b *Block) Path() string { return b.path }
+
+// Namespace returns the document's namespace, which drivers use to keep
+// their shared keys and channels apart from other caches'.
+func (b *Block) Namespace() string { return b.namespace }
 
 // Decode decodes the block into v, a pointer to a struct whose fields carry
 // `yaml:"snake_case"` tags. The "driver" key is not passed on. Keys absent

@@ -233,7 +233,21 @@ func (s *source) build(raw map[string]any) (*Config, errorList) {
 			errs.add(s.unknownKey(key, key, topKeys))
 		}
 	}
+	for _, b := range c.blocks() {
+		b.namespace = c.Namespace
+	}
 	return c, errs
+}
+
+// blocks returns every driver block of c.
+func (c *Config) blocks() []*Block {
+	bs := append([]*Block(nil), c.Layers...)
+	for _, b := range []*Block{c.Bus, c.Singleflight} {
+		if b != nil {
+			bs = append(bs, b)
+		}
+	}
+	return bs
 }
 
 // block makes a Block of the value at path, which must be a block of keys.

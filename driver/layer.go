@@ -88,10 +88,13 @@ type Namer interface {
 	Name() string
 }
 
-// Timeouter is implemented by layers that choose their own operation
-// timeout. The cache runs every operation on a layer that is not
-// [InProcess] under a timeout: this one, or without it the cache's
-// degradation timeout.
+// Timeouter is implemented by layers that bound every operation by a
+// timeout of their own, for example through their client's socket
+// deadlines. The cache then adds no deadline of its own to their
+// operations. Every other layer that is not [InProcess] runs each operation
+// under a context deadline of the cache's degradation timeout; a per-call
+// deadline costs a runtime timer, a few percent of a fast round trip, which
+// is why a layer that can enforce its timeout more cheaply may take it over.
 type Timeouter interface {
 	Layer
 	Timeout() time.Duration

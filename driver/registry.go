@@ -18,6 +18,11 @@ type Config interface {
 	// Path is where the block sits in the file, such as "layers[1]", for
 	// the driver's own error messages.
 	Path() string
+
+	// Namespace is the cache's namespace ("" when none is set). Drivers of
+	// shared layers derive their default key prefix from it, and buses and
+	// coordinators their channel and lock names.
+	Namespace() string
 }
 
 // Driver opens layers from configuration blocks. A driver that can also

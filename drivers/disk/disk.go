@@ -50,7 +50,6 @@ type Layer struct {
 	ttl      time.Duration
 	maxSize  int64
 	maxRec   int64 // largest record accepted: min(segment size, maxSize)
-	timeout  time.Duration
 	interval time.Duration
 	env      envelope.Options
 	log      *slog.Logger
@@ -147,7 +146,6 @@ func open(o Options, dir string, lk *flock.Flock) (l *Layer, err error) {
 		ttl:      o.TTL,
 		maxSize:  o.MaxSize,
 		maxRec:   min(scan.segmentSize, o.MaxSize),
-		timeout:  o.Timeout,
 		interval: o.MergeInterval,
 		env:      envelope.Options{CompressAbove: o.CompressAbove},
 		log:      o.Logger,
@@ -777,10 +775,6 @@ func (l *Layer) Size() int64 {
 // Name returns "disk".
 func (l *Layer) Name() string { return "disk" }
 
-// Timeout returns the operation timeout the cache should apply to the layer
-// (Options.Timeout).
-func (l *Layer) Timeout() time.Duration { return l.timeout }
-
 // Close stops the layer's background task, waiting for a compaction in
 // progress to finish, closes nutsdb and releases the directory. It is safe
 // to call more than once; the layer must not be used after.
@@ -821,5 +815,4 @@ var (
 	_ driver.Clearer     = (*Layer)(nil)
 	_ driver.BatchGetter = (*Layer)(nil)
 	_ driver.BatchSetter = (*Layer)(nil)
-	_ driver.Timeouter   = (*Layer)(nil)
 )

@@ -160,7 +160,6 @@ func TestNew_RejectsInvalidOptions(t *testing.T) {
 		{Options{Dir: dir, SegmentSize: 100}, "segment_size"},
 		{Options{Dir: dir, MergeInterval: -1}, "merge_interval"},
 		{Options{Dir: dir, CompressAbove: -1}, "compress_above"},
-		{Options{Dir: dir, Timeout: -1}, "timeout"},
 	} {
 		l, err := New(tc.o)
 		if err == nil {
@@ -185,7 +184,8 @@ func (c fakeConfig) Decode(v any) error {
 	c.fill(o)
 	return nil
 }
-func (fakeConfig) Path() string { return "layers[2]" }
+func (fakeConfig) Path() string      { return "layers[2]" }
+func (fakeConfig) Namespace() string { return "" }
 
 func TestDriver_OpensLayerFromConfig(t *testing.T) {
 	d, ok := driver.Lookup("disk")
@@ -204,8 +204,8 @@ func TestDriver_OpensLayerFromConfig(t *testing.T) {
 	if n := l.(driver.Namer).Name(); n != "disk" {
 		t.Errorf("Name = %q", n)
 	}
-	if to := l.(driver.Timeouter).Timeout(); to != DefaultTimeout {
-		t.Errorf("Timeout = %v, want %v", to, DefaultTimeout)
+	if _, ok := l.(driver.Timeouter); ok {
+		t.Error("the disk layer cannot bound its own operations; the cache must time them")
 	}
 	_, err = dd.OpenLayer(context.Background(), fakeConfig{func(o *Options) { o.Dir, o.TTL = dir, -1 }})
 	if err == nil || !strings.Contains(err.Error(), "layers[2].ttl") {

@@ -12,7 +12,6 @@ const (
 	DefaultTTL           = 24 * time.Hour
 	DefaultMaxSize       = 256 << 20
 	DefaultMergeInterval = time.Minute
-	DefaultTimeout       = time.Second
 
 	// minMaxSize and minSegmentSize keep a layer able to hold at least a
 	// handful of ordinary entries.
@@ -77,13 +76,6 @@ type Options struct {
 	// Default: 0, compression off. Negative is an error.
 	CompressAbove int `yaml:"compress_above"`
 
-	// Timeout is the time one operation may take. The layer reports it
-	// through [Layer.Timeout] and the cache applies it as a context
-	// deadline. Disk operations are not interruptible once started; the
-	// layer checks the context before it starts each one.
-	// Default: 1s (DefaultTimeout). Negative is an error.
-	Timeout time.Duration `yaml:"timeout"`
-
 	// Logger receives warnings about data the layer had to discard when it
 	// opened a damaged directory, and about failed compactions.
 	// Default: slog.Default().
@@ -109,8 +101,6 @@ func (o *Options) validate() *optionError {
 		return &optionError{"merge_interval", fmt.Sprintf("must not be negative, got %v", o.MergeInterval)}
 	case o.CompressAbove < 0:
 		return &optionError{"compress_above", fmt.Sprintf("must not be negative, got %d", o.CompressAbove)}
-	case o.Timeout < 0:
-		return &optionError{"timeout", fmt.Sprintf("must not be negative, got %v", o.Timeout)}
 	}
 	maxSize := o.MaxSize
 	if maxSize == 0 {
@@ -137,9 +127,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MergeInterval == 0 {
 		o.MergeInterval = DefaultMergeInterval
-	}
-	if o.Timeout == 0 {
-		o.Timeout = DefaultTimeout
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

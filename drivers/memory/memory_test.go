@@ -252,4 +252,5 @@ func (c fakeConfig) Decode(v any) error {
 	return nil
 }
 
-func (fakeConfig) Path() string { return "layers[0]" }
+func (fakeConfig) Path() string      { return "layers[0]" }
+func (fakeConfig) Namespace() string { return "" }
