@@ -23,8 +23,10 @@ func (c *Cache) publish(ctx context.Context, m driver.Message) error {
 	return nil
 }
 
-// onMessage applies another instance's change to the in-process layers and
-// to loads in flight, so that none of them keeps or writes an older value.
+// onMessage applies another instance's change to this instance's private
+// layers (in-process memory, local disk) and to loads in flight, so that
+// none of them keeps or writes an older value. Shared layers were changed
+// by the sender itself.
 func (c *Cache) onMessage(m driver.Message) {
 	if m.Origin == c.id {
 		return
@@ -35,17 +37,17 @@ func (c *Cache) onMessage(m driver.Message) {
 	defer c.event(ctx, Event{Kind: EventInvalidation, Op: m.Op.String()})
 	switch m.Op {
 	case driver.OpSet, driver.OpDelete:
-		c.flights.invalidateKeys(m.Keys)
-		for _, l := range c.inProcessLayers() {
+		c.undoWrites(c.flights.invalidateKeys(m.Keys))
+		for _, l := range c.privateLayers() {
 			_ = l.del(ctx, m.Keys)
 		}
 	case driver.OpInvalidate:
-		c.flights.invalidateTags(m.Tags)
-		for _, l := range c.inProcessLayers() {
+		c.undoWrites(c.flights.invalidateTags(m.Tags))
+		for _, l := range c.privateLayers() {
 			_ = l.invalidateTags(ctx, m.Tags)
 		}
 	case driver.OpClear:
-		c.dropInProcess()
+		c.drop(c.privateLayers())
 	default:
 		c.busErrors.Add(1)
 		c.logger.Warn("layercache: unknown bus operation", "op", m.Op, "origin", m.Origin)
@@ -53,17 +55,26 @@ func (c *Cache) onMessage(m driver.Message) {
 }
 
 // onBusReset runs on every (re)subscription: messages may have been missed
-// while the bus was away, so nothing in process can be trusted.
+// while the bus was away, so nothing held in process can be trusted. A
+// private persistent layer (disk) is kept: it exists to stay warm across
+// restarts, and its entries' TTL bounds how stale they can be.
 func (c *Cache) onBusReset() {
-	c.dropInProcess()
+	var inProcess []*layer
+	for _, l := range c.layers {
+		if l.inProcess {
+			inProcess = append(inProcess, l)
+		}
+	}
+	c.drop(inProcess)
 	c.event(context.Background(), Event{Kind: EventInvalidation, Op: "reset"})
 }
 
-func (c *Cache) dropInProcess() {
-	c.flights.invalidateAll()
-	for _, l := range c.inProcessLayers() {
+// drop empties layers and invalidates every load in flight.
+func (c *Cache) drop(layers []*layer) {
+	c.undoWrites(c.flights.invalidateAll())
+	for _, l := range layers {
 		if err := l.clear(context.Background()); err != nil {
-			c.logger.Warn("layercache: cannot drop in-process entries", "layer", l.name, "err", err)
+			c.logger.Warn("layercache: cannot drop entries", "layer", l.name, "err", err)
 		}
 	}
 }

@@ -147,12 +147,12 @@ func (c *Cache) Close() error {
 	return c.closeErr
 }
 
-// inProcessLayers and sharedLayers split the stack for writes: the first
-// are written before a load returns, the others possibly in the background.
-func (c *Cache) inProcessLayers() []*layer {
+// privateLayers are the layers only this instance uses: what another
+// instance changes must be dropped from them.
+func (c *Cache) privateLayers() []*layer {
 	var out []*layer
 	for _, l := range c.layers {
-		if l.inProcess {
+		if !l.shared {
 			out = append(out, l)
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/layercache/layercache/driver"
 )
 
 // flights is the in-process single-flight of loads, and the in-flight guard
@@ -19,8 +21,11 @@ type flights struct {
 	mu sync.Mutex
 	// loading holds the call of each key whose load is running.
 	loading map[string]*call
-	// writing holds finished calls whose value is still being written to
-	// layers in the background; an invalidation marks them too.
+	// writing holds finished calls whose value is being written to layers
+	// in the background, or was written moments ago: an invalidation marks
+	// them too, and for those already written the caller deletes the key
+	// again, because another instance's invalidation may be heard here only
+	// after our older value landed in a shared layer.
 	writing map[*call]struct{}
 }
 
@@ -40,6 +45,10 @@ type call struct {
 	// callers who asked before, but never written to a layer.
 	invalidated atomic.Bool
 	waiters     atomic.Int32
+	// written is set once the background write of the value has ended;
+	// wire is the entry it wrote.
+	written atomic.Bool
+	wire    *driver.Entry
 }
 
 // newCall copies tags: they come from the caller's options, which must not
@@ -119,8 +128,9 @@ func (c *call) wait(ctx context.Context) error {
 	}
 }
 
-// invalidateKeys marks the loads and pending writes of keys.
-func (f *flights) invalidateKeys(keys []string) {
+// invalidateKeys marks the loads and pending writes of keys. It returns the
+// keys whose value was already written: they must be deleted again.
+func (f *flights) invalidateKeys(keys []string) (written []*call) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, k := range keys {
@@ -128,15 +138,23 @@ func (f *flights) invalidateKeys(keys []string) {
 			c.invalidated.Store(true)
 		}
 	}
-	for c := range f.writing {
-		if slices.Contains(keys, c.key) {
-			c.invalidated.Store(true)
-		}
-	}
+	return f.markWriting(func(c *call) bool { return slices.Contains(keys, c.key) })
 }
 
-// invalidateTags marks the loads and pending writes carrying any of tags.
-func (f *flights) invalidateTags(tags []string) {
+// markWriting marks the pending writes that match and returns those
+// already written.
+func (f *flights) markWriting(match func(*call) bool) (written []*call) {
+	for c := range f.writing {
+		if match(c) && !c.invalidated.Swap(true) && c.written.Load() {
+			written = append(written, c)
+		}
+	}
+	return written
+}
+
+// invalidateTags marks the loads and pending writes carrying any of tags,
+// and returns the keys whose value was already written.
+func (f *flights) invalidateTags(tags []string) (written []*call) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	hit := func(c *call) bool {
@@ -152,21 +170,16 @@ func (f *flights) invalidateTags(tags []string) {
 			c.invalidated.Store(true)
 		}
 	}
-	for c := range f.writing {
-		if hit(c) {
-			c.invalidated.Store(true)
-		}
-	}
+	return f.markWriting(hit)
 }
 
-// invalidateAll marks every load and pending write.
-func (f *flights) invalidateAll() {
+// invalidateAll marks every load and pending write, and returns the keys
+// whose value was already written.
+func (f *flights) invalidateAll() (written []*call) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, c := range f.loading {
 		c.invalidated.Store(true)
 	}
-	for c := range f.writing {
-		c.invalidated.Store(true)
-	}
+	return f.markWriting(func(*call) bool { return true })
 }

@@ -456,17 +456,26 @@ func awaitTurn[V any](ctx context.Context, c *Cache, cl *call, key string) (foun
 			if ctx.Err() != nil {
 				return none, nil, ctx.Err()
 			}
-			c.logger.Warn("layercache: coordinator unavailable; loading without it", "key", key, "err", err)
+			c.logger.Debug("layercache: coordinator unavailable; loading without it", "key", key, "err", err)
 			return none, nil, nil
 		}
 		if lock != nil {
+			// Another instance may have loaded, stored and released
+			// between our miss and our lock: look once more.
+			now := time.Now().UnixNano()
+			if r, err := read[V](ctx, c, cl, key, now); err == nil && r.layer >= 0 && isFresh(r.entry, now) {
+				if err := lock.Release(context.WithoutCancel(ctx)); err != nil {
+					c.logger.Debug("layercache: cannot release load lock", "key", key, "err", err)
+				}
+				return r, nil, nil
+			}
 			return none, lock, nil
 		}
 		if err := c.coordinator.Wait(ctx, key); err != nil {
 			if ctx.Err() != nil {
 				return none, nil, ctx.Err()
 			}
-			c.logger.Warn("layercache: coordinator wait failed; loading without it", "key", key, "err", err)
+			c.logger.Debug("layercache: coordinator wait failed; loading without it", "key", key, "err", err)
 			return none, nil, nil
 		}
 		now := time.Now().UnixNano()

@@ -17,6 +17,7 @@ type layer struct {
 	driver.Layer
 	name      string
 	inProcess bool
+	shared    bool          // every instance uses it in common (driver.Shared)
 	timeout   time.Duration // zero for in-process layers and driver.Timeouters
 	breaker   *breaker      // nil for in-process layers
 	observer  Observer      // nil when the cache has none
@@ -35,6 +36,7 @@ func newLayer(l driver.Layer, i int, d Degradation, o Observer) *layer {
 	} else {
 		w.name = fmt.Sprintf("layer%d", i+1)
 	}
+	_, w.shared = l.(driver.Shared)
 	if _, ok := l.(driver.InProcess); ok {
 		w.inProcess = true
 		return w
@@ -151,6 +153,16 @@ func (l *layer) do(ctx context.Context, op string, f func(ctx context.Context) e
 	err = f(opCtx)
 	cancel()
 	return l.exit(ctx, op, start, err)
+}
+
+// deleteIfHolds takes back a value this instance wrote: only while the layer
+// still holds it, when the layer can tell.
+func (l *layer) deleteIfHolds(ctx context.Context, key string, e *driver.Entry) error {
+	cd, ok := l.Layer.(driver.ConditionalDeleter)
+	if !ok || e == nil {
+		return l.del(ctx, []string{key})
+	}
+	return l.do(ctx, "delete", func(ctx context.Context) error { return cd.DeleteIfHolds(ctx, key, e) })
 }
 
 func (l *layer) invalidateTags(ctx context.Context, tags []string) error {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -204,4 +205,46 @@ func TestRedis_SlowRedisColdMissCostsOneRoundTrip(t *testing.T) {
 	if total := proxy.UpstreamWrites(); total != 2 {
 		t.Fatalf("%d round trips in all, want 2 (GET, then the background SET)", total)
 	}
+}
+
+// An older value that one instance writes to Redis after another instance
+// changed the key must not survive, even when the change is heard only
+// after the older write landed.
+func TestBus_LateInvalidationUndoesOlderWrite(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+
+	// A talks to Redis directly.
+	clientA := srv.Client(t)
+	busA, err := redis.NewBus(redis.BusOptions{Client: clientA, Namespace: "late"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := redisStack(t, clientA, redis.Options{}, layercache.WithBus(busA), layercache.WithNamespace("late"))
+
+	// B's writes and B's bus each go through a proxy, so that B's write
+	// lands after A's Set and A's message reaches B after that.
+	writes := redistest.NewProxy(t, srv.Addr())
+	clientB := redistest.ClientFor(t, writes.Addr(), "")
+	messages := redistest.NewProxy(t, srv.Addr())
+	busB, err := redis.NewBus(redis.BusOptions{Client: redistest.ClientFor(t, messages.Addr(), ""), Namespace: "late"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := redisStack(t, clientB, redis.Options{Timeout: 5 * time.Second}, layercache.WithBus(busB), layercache.WithNamespace("late"))
+	must(t, clientB.Ping(ctx).Err())
+
+	writes.SetDelay(300*time.Millisecond, 0)   // B's background SET lands late
+	messages.SetDelay(0, 900*time.Millisecond) // and A's message reaches B later still
+	if v, err := layercache.Get(ctx, b, "k", func(context.Context) (string, error) { return "old", nil }); v != "old" || err != nil {
+		t.Fatal(v, err)
+	}
+	must(t, layercache.Set(ctx, a, "k", "new"))
+
+	raw := func() string { return clientA.Get(ctx, "test:k").Val() }
+	// The race happens: B's older value overwrites A's newer one...
+	eventually(t, "B's late write to land", func() bool { return strings.Contains(raw(), "old") })
+	// ...and once B hears of A's Set, it takes its value back out.
+	eventually(t, "B to hear of A's Set", func() bool { return b.Stats().BusReceived == 1 })
+	eventually(t, "B's older value to be gone from Redis", func() bool { return !strings.Contains(raw(), "old") })
 }

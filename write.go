@@ -129,6 +129,7 @@ func (c *Cache) store(ctx context.Context, cl *call, key string, v any, negative
 		_ = c.writeGuarded(context.WithoutCancel(ctx), cl, key, remote, wire)
 		return false
 	}
+	cl.wire = wire // read by an undo only after the write ended
 	return c.enqueue(ctx, writeJob{call: cl, key: key, layers: remote, entry: wire})
 }
 

@@ -3,6 +3,7 @@ package layercache
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/layercache/layercache/driver"
 )
@@ -22,7 +23,15 @@ type writeJob struct {
 	key    string
 	layers []*layer
 	entry  *driver.Entry
+	// undo, instead of writing entry, takes it back from layers where it
+	// is still what they hold.
+	undo bool
 }
+
+// writeGuardGrace is how long a load's written value stays guarded after
+// its background write: long enough for another instance's invalidation,
+// sent after its own write, to arrive over the bus.
+const writeGuardGrace = 2 * time.Second
 
 const writeBackWorkers = 2
 
@@ -89,11 +98,43 @@ func (c *Cache) enqueue(ctx context.Context, job writeJob) bool {
 }
 
 func (c *Cache) runWriteJob(job writeJob) {
-	err := c.writeGuarded(context.Background(), job.call, job.key, job.layers, job.entry)
-	if job.call != nil {
-		c.flights.release(job.call)
+	ctx := context.Background()
+	if job.undo {
+		for _, l := range job.layers {
+			if err := l.deleteIfHolds(ctx, job.key, job.entry); err != nil {
+				c.logger.Debug("layercache: cannot take back a write", "key", job.key, "err", err)
+			}
+		}
+		return
+	}
+	err := c.writeGuarded(ctx, job.call, job.key, job.layers, job.entry)
+	if cl := job.call; cl != nil {
+		cl.written.Store(true)
+		time.AfterFunc(writeGuardGrace, func() { c.flights.release(cl) })
 	}
 	if err != nil {
 		c.logger.Debug("layercache: background write failed", "key", job.key, "err", err)
+	}
+}
+
+// undoWrites takes back, from the shared layers, loaded values written
+// just before an invalidation from another instance was heard: if that
+// instance's change landed first, our older value overwrote it. Where the
+// shared layer holds something else by now, it is left alone.
+func (c *Cache) undoWrites(calls []*call) {
+	if len(calls) == 0 {
+		return
+	}
+	var shared []*layer
+	for _, l := range c.layers {
+		if l.shared {
+			shared = append(shared, l)
+		}
+	}
+	if len(shared) == 0 {
+		return
+	}
+	for _, cl := range calls {
+		c.enqueue(context.Background(), writeJob{key: cl.key, layers: shared, entry: cl.wire, undo: true})
 	}
 }

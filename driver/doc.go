@@ -9,7 +9,8 @@
 // A layer implements the small [Layer] interface. Everything else a layer can
 // do better than the generic fallback is an optional interface discovered by
 // type assertion: [BatchGetter], [BatchSetter], [Clearer], [TagInvalidator],
-// [Pinger], [InProcess], [Namer] and [Aser]. The fallback for each one lives
+// [Pinger], [InProcess], [Shared], [ConditionalDeleter], [Timeouter],
+// [Namer] and [Aser]. The fallback for each one lives
 // in one place in the root package and is documented on the interface.
 //
 // Drivers register themselves from an init function:

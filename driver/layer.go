@@ -40,6 +40,29 @@ type InProcess interface {
 	InProcess()
 }
 
+// Shared is implemented by layers that every instance of a cache reads and
+// writes in common, such as Redis. An invalidation heard from another
+// instance drops the key from every layer that is not shared (memory,
+// disk); the shared ones were already changed by the sender. A layer that
+// does not implement Shared is taken to be private to this instance.
+type Shared interface {
+	Layer
+	// Shared is a marker; its result is ignored.
+	Shared()
+}
+
+// ConditionalDeleter is implemented by shared layers that can delete a key
+// only while it still holds a given entry. The cache uses it to take back a
+// value it wrote moments before it heard that another instance had changed
+// the key, without deleting that instance's newer value. Without it the
+// cache deletes the key outright, which is safe but costs a load.
+type ConditionalDeleter interface {
+	Layer
+	// DeleteIfHolds deletes key if the layer holds exactly e there (as
+	// written by Set with e) and does nothing otherwise.
+	DeleteIfHolds(ctx context.Context, key string, e *Entry) error
+}
+
 // BatchGetter is implemented by layers that can read many keys in one round
 // trip. Without it the cache calls [Layer.Get] once per key.
 type BatchGetter interface {

@@ -33,6 +33,10 @@ import (
 // Version is the format version this package writes.
 const Version = 1
 
+// ChecksumSize is the length of the checksum that ends every record, so that
+// a store can tell two records apart without reading them whole.
+const ChecksumSize = 8
+
 // MaxDecodedSize bounds the payload a compressed record may expand to, so a
 // hostile record cannot make a reader allocate without limit.
 const MaxDecodedSize = 1 << 30
@@ -40,7 +44,7 @@ const MaxDecodedSize = 1 << 30
 const (
 	magic0, magic1 = 'L', 'C'
 	headerSize     = 4 + 8 + 8
-	trailerSize    = 8
+	trailerSize    = ChecksumSize
 
 	flagNegative   = 1 << 0
 	flagNilPayload = 1 << 1

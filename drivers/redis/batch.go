@@ -26,6 +26,8 @@ func (l *Layer) GetMany(ctx context.Context, keys []string) ([]*driver.Entry, er
 	if len(keys) == 0 {
 		return out, nil
 	}
+	ctx, cancel := l.bounded(ctx)
+	defer cancel()
 	bs := batches(l.fullKeys(keys), l.cluster != nil)
 	cmds := make([]*goredis.SliceCmd, len(bs))
 	if len(bs) == 1 {
@@ -76,7 +78,8 @@ func (l *Layer) GetMany(ctx context.Context, keys []string) ([]*driver.Entry, er
 // SetMany writes the entries in one pipeline of SETs, each with its own
 // expiry, as [Layer.Set] would one by one: an expired or refused entry is
 // not written and the older value under its key is removed. The errors of
-// refused entries are joined with any error of the pipeline.
+// refused entries are joined with any error of the pipeline. Tagged entries
+// are indexed as by [Layer.Set], in the same pipeline.
 func (l *Layer) SetMany(ctx context.Context, keys []string, entries []*driver.Entry) error {
 	if len(keys) != len(entries) {
 		return fmt.Errorf("layercache/redis: set many: %d keys for %d entries", len(keys), len(entries))
@@ -84,8 +87,14 @@ func (l *Layer) SetMany(ctx context.Context, keys []string, entries []*driver.En
 	if len(keys) == 0 {
 		return nil
 	}
+	ctx, cancel := l.bounded(ctx)
+	defer cancel()
 	now := time.Now().UnixNano()
 	var errs []error
+	var (
+		adds   tagAdds  // index updates of the tagged entries
+		tagged []string // their prefixed keys
+	)
 	pipe := l.client.Pipeline()
 	for i, key := range keys {
 		rec, ttl, err := l.encode(key, entries[i], now)
@@ -97,8 +106,19 @@ func (l *Layer) SetMany(ctx context.Context, keys []string, entries []*driver.En
 			continue
 		}
 		pipe.Set(ctx, l.prefix+key, rec, ttl)
+		if tags := entries[i].Tags; len(tags) > 0 {
+			if adds == nil {
+				adds = make(tagAdds)
+			}
+			adds.add(key, ttl, tags)
+			tagged = append(tagged, l.prefix+key)
+		}
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	if adds != nil {
+		if err := l.execTagged(ctx, "set many", pipe, adds, tagged); err != nil {
+			errs = append(errs, err)
+		}
+	} else if _, err := pipe.Exec(ctx); err != nil {
 		errs = append(errs, opError(ctx, "set many", err))
 	}
 	return errors.Join(errs...)

@@ -55,10 +55,15 @@ type Config struct {
 
 	// DialTimeout, ReadTimeout and WriteTimeout bound connecting and socket
 	// I/O, whatever the context allows.
-	// Default: go-redis's (5s, 5s and ReadTimeout).
+	// Default: the layer's timeout, so that the socket deadlines alone bound
+	// every operation and none needs a timer of its own. Raise dial_timeout
+	// for a server whose TLS handshake takes longer.
 	DialTimeout  time.Duration `yaml:"dial_timeout"`
 	ReadTimeout  time.Duration `yaml:"read_timeout"`
 	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// poolTimeout bounds the wait for a free connection; it follows the
+	// layer's timeout.
+	poolTimeout time.Duration
 
 	// TLS connects with TLS (at least 1.2, server name from the address).
 	// A rediss:// URL implies it. Default: false.
@@ -84,6 +89,16 @@ func (redisDriver) OpenLayer(_ context.Context, dc driver.Config) (driver.Layer,
 	if err := dc.Decode(&cfg); err != nil {
 		return nil, err
 	}
+	t := cfg.Timeout
+	if t == 0 {
+		t = DefaultTimeout
+	}
+	for _, d := range []*time.Duration{&cfg.DialTimeout, &cfg.ReadTimeout, &cfg.WriteTimeout} {
+		if *d == 0 {
+			*d = t
+		}
+	}
+	cfg.poolTimeout = t
 	client, err := cfg.client()
 	if err != nil {
 		return nil, fmt.Errorf("layercache/redis: %s: %w", dc.Path(), err)
@@ -176,6 +191,9 @@ func (c *Config) client() (goredis.UniversalClient, error) {
 		if c.WriteTimeout != 0 {
 			o.WriteTimeout = c.WriteTimeout
 		}
+		if c.poolTimeout != 0 {
+			o.PoolTimeout = c.poolTimeout
+		}
 		if c.TLS && o.TLSConfig == nil {
 			o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 		}
@@ -193,6 +211,7 @@ func (c *Config) client() (goredis.UniversalClient, error) {
 		DialTimeout:           c.DialTimeout,
 		ReadTimeout:           c.ReadTimeout,
 		WriteTimeout:          c.WriteTimeout,
+		PoolTimeout:           c.poolTimeout,
 		ContextTimeoutEnabled: true,
 		// addrs without master_name always means Cluster, even with a
 		// single seed node: one standalone server is given by url.

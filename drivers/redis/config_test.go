@@ -27,7 +27,8 @@ func (b yamlBlock) Decode(v any) error {
 	return nil
 }
 
-func (b yamlBlock) Path() string { return b.path }
+func (b yamlBlock) Path() string      { return b.path }
+func (b yamlBlock) Namespace() string { return "" }
 
 // openLayer opens a layer through the registry, as layercache.Open does.
 func openLayer(t *testing.T, text string) (*Layer, error) {

@@ -36,6 +36,30 @@
 //	    ttl: 1h
 //	    timeout: 100ms
 //
+// Besides the layer, the package provides what makes instances of a
+// service act as one:
+//
+//   - [Bus], an invalidation bus on Redis pub/sub (one channel per
+//     namespace, a compact versioned message format). Each reconnection
+//     resets the subscribing cache, since messages may have been missed.
+//   - [Coordinator], the cross-process single-flight: a lock per key taken
+//     with SET NX and a lease, renewed while the load runs and released by
+//     compare-and-delete, so a miss across instances loads once and a
+//     crashed holder delays the others by its lease at most.
+//   - A tag index, so that [Layer.InvalidateTags] deletes a tag's entries
+//     in short batches however many there are.
+//
+// The "redis" driver opens all three from configuration; a bus or
+// singleflight block without an address shares the Redis layer's client:
+//
+//	bus: { driver: redis }
+//	singleflight: { driver: redis, lease: 5s, wait: notify }
+//
+// The cross-instance pieces need Redis 5 or later (their scripts read the
+// server's clock) and, with ACLs, rights on the channels
+// "layercache:NAMESPACE:bus" and "layercache:NAMESPACE:released" and on
+// EVAL/EVALSHA.
+//
 // Context deadlines are what keep a slow or stopped Redis from stalling the
 // cache: go-redis honours them on socket reads only when the client was made
 // with ContextTimeoutEnabled. Clients built from configuration have it; a

@@ -85,9 +85,13 @@ type Layer struct {
 	cluster *goredis.ClusterClient
 	owned   bool // the layer built client and closes it
 
-	ttl          time.Duration
-	prefix       string
-	timeout      time.Duration
+	ttl     time.Duration
+	prefix  string
+	timeout time.Duration
+	// socketTimed is true when the client's own socket, dial and pool
+	// timeouts are all within timeout: operations then need no context
+	// deadline (and no runtime timer) to be bounded by it.
+	socketTimed  bool
 	env          envelope.Options
 	maxValueSize int
 
@@ -128,8 +132,47 @@ func newLayer(o Options, owned bool) (*Layer, error) {
 		l.maxValueSize = DefaultMaxValueSize
 	}
 	l.cluster, _ = o.Client.(*goredis.ClusterClient)
+	l.socketTimed = socketTimedWithin(o.Client, l.timeout)
 	return l, nil
 }
+
+// socketTimedWithin reports whether every wait in client (dial, read,
+// write, pool) is bounded by at most d.
+func socketTimedWithin(client goredis.UniversalClient, d time.Duration) bool {
+	within := func(ts ...time.Duration) bool {
+		for _, t := range ts {
+			if t <= 0 || t > d {
+				return false
+			}
+		}
+		return true
+	}
+	switch c := client.(type) {
+	case *goredis.Client:
+		o := c.Options()
+		return within(o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout)
+	case *goredis.ClusterClient:
+		o := c.Options()
+		return within(o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout)
+	}
+	return false
+}
+
+// bounded returns ctx bounded by the layer's timeout. When the client's
+// socket timeouts already bound every wait, or ctx ends sooner anyway, it
+// adds nothing: a context deadline costs a runtime timer, a few percent of
+// a loopback round trip.
+func (l *Layer) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	if l.socketTimed {
+		return ctx, noCancel
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= l.timeout {
+		return ctx, noCancel
+	}
+	return context.WithTimeout(ctx, l.timeout)
+}
+
+func noCancel() {}
 
 // validate reports impossible values by their configuration key, so the
 // same message serves a program and a configuration file.
@@ -156,8 +199,11 @@ func (o *Options) validate() error {
 // Name returns "redis".
 func (l *Layer) Name() string { return "redis" }
 
-// Timeout returns Options.Timeout, the deadline the cache gives each
-// operation on this layer.
+// Timeout returns Options.Timeout, the time every operation but
+// InvalidateTags and Clear may take. The layer enforces it itself, through
+// the client's socket timeouts when they are within it (as for clients it
+// builds from configuration) and otherwise with a context deadline, so the
+// cache adds none of its own.
 func (l *Layer) Timeout() time.Duration { return l.timeout }
 
 // Get returns the entry stored under key, or nil, nil when there is none or
@@ -165,6 +211,8 @@ func (l *Layer) Timeout() time.Duration { return l.timeout }
 // envelope.ErrCorrupt. The returned entry's Payload shares memory with the
 // reply; it must not be modified.
 func (l *Layer) Get(ctx context.Context, key string) (*driver.Entry, error) {
+	ctx, cancel := l.bounded(ctx)
+	defer cancel()
 	// Bytes does not copy the reply: the payload is read from the network
 	// once, into the buffer the entry ends up pointing at.
 	b, err := l.client.Get(ctx, l.prefix+key).Bytes()
@@ -181,8 +229,11 @@ func (l *Layer) Get(ctx context.Context, key string) (*driver.Entry, error) {
 // by Options.TTL. An entry that has already expired is not written; any
 // older value under key is removed instead, so that it does not outlive the
 // write that replaced it. The same holds for a record refused as too large,
-// whose error wraps [ErrValueTooLarge].
+// whose error wraps [ErrValueTooLarge]. A tagged entry is also added to
+// its tags' indexes, in the same round trip (see [Layer.InvalidateTags]).
 func (l *Layer) Set(ctx context.Context, key string, e *driver.Entry) error {
+	ctx, cancel := l.bounded(ctx)
+	defer cancel()
 	k := l.prefix + key
 	rec, ttl, encErr := l.encode(key, e, time.Now().UnixNano())
 	if rec == nil {
@@ -190,6 +241,9 @@ func (l *Layer) Set(ctx context.Context, key string, e *driver.Entry) error {
 			return errors.Join(encErr, opError(ctx, "set", err))
 		}
 		return encErr
+	}
+	if len(e.Tags) > 0 {
+		return l.setTagged(ctx, key, rec, ttl, e.Tags)
 	}
 	if err := l.client.Set(ctx, k, rec, ttl).Err(); err != nil {
 		return opError(ctx, "set", err)
@@ -203,6 +257,8 @@ func (l *Layer) Delete(ctx context.Context, keys ...string) error {
 	if len(keys) == 0 {
 		return nil
 	}
+	ctx, cancel := l.bounded(ctx)
+	defer cancel()
 	if err := unlink(ctx, l.client, l.fullKeys(keys), l.cluster != nil); err != nil {
 		return opError(ctx, "delete", err)
 	}
@@ -211,6 +267,8 @@ func (l *Layer) Delete(ctx context.Context, keys ...string) error {
 
 // Ping checks that the server answers.
 func (l *Layer) Ping(ctx context.Context) error {
+	ctx, cancel := l.bounded(ctx)
+	defer cancel()
 	if err := l.client.Ping(ctx).Err(); err != nil {
 		return opError(ctx, "ping", err)
 	}

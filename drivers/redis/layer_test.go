@@ -103,6 +103,8 @@ func TestCluster(t *testing.T) {
 
 	t.Run("LargeBatchesSpanManySlots", func(t *testing.T) { testLargeBatches(t, client) })
 
+	t.Run("TagsBusCoordinator", func(t *testing.T) { testClusterCrossInstance(t, client) })
+
 	t.Run("ClearScansEveryMaster", func(t *testing.T) {
 		ctx := context.Background()
 		l := newLayerT(t, Options{Client: client, Prefix: "clear:"})
@@ -466,5 +468,41 @@ func TestAs_ReachesClient(t *testing.T) {
 	}
 	if err := c.Ping(context.Background()).Err(); errors.Is(err, goredis.ErrClosed) {
 		t.Error("Close closed a client the layer does not own")
+	}
+}
+
+func TestDeleteIfHolds_TakesBackOnlyItsOwnWrite(t *testing.T) {
+	srv := redistest.Start(t)
+	l, err := New(Options{Client: srv.Client(t), Prefix: "t:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	mine := &driver.Entry{Payload: []byte("old"), Codec: "raw", ExpiresAt: time.Now().Add(time.Hour).UnixNano()}
+	theirs := &driver.Entry{Payload: []byte("old"), Codec: "raw", ExpiresAt: mine.ExpiresAt + 1}
+
+	// Someone else's write of the same value replaced ours: it stays.
+	if err := l.Set(ctx, "k", theirs); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.DeleteIfHolds(ctx, "k", mine); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := l.Get(ctx, "k"); err != nil || e == nil || e.ExpiresAt != theirs.ExpiresAt {
+		t.Fatalf("another writer's value was taken back: %+v, %v", e, err)
+	}
+	// Our own write is taken back.
+	if err := l.Set(ctx, "k", mine); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.DeleteIfHolds(ctx, "k", mine); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := l.Get(ctx, "k"); err != nil || e != nil {
+		t.Fatalf("our own write survived: %+v, %v", e, err)
+	}
+	// An absent key is no error.
+	if err := l.DeleteIfHolds(ctx, "absent", mine); err != nil {
+		t.Fatal(err)
 	}
 }
