@@ -18,14 +18,18 @@ type counter struct {
 	mask    uintptr
 }
 
+// paddedUint64 fills two cache lines: CPUs fetch lines in adjacent pairs,
+// so one line of padding would still let neighbours interfere.
 type paddedUint64 struct {
 	n atomic.Uint64
-	_ [56]byte
+	_ [120]byte
 }
 
 func newCounter() counter {
-	n := 1
-	for n < 2*runtime.GOMAXPROCS(0) {
+	// Many more stripes than processors, so that goroutines running at
+	// the same time seldom pick the same one.
+	n := 16
+	for n < 8*runtime.GOMAXPROCS(0) {
 		n <<= 1
 	}
 	return counter{stripes: make([]paddedUint64, n), mask: uintptr(n - 1)}

@@ -70,7 +70,8 @@ type Config struct {
 	TLS bool `yaml:"tls"`
 
 	// TTL, Prefix, Timeout, CompressAbove and MaxValueSize are as in
-	// [Options].
+	// [Options], except that Prefix defaults to the configuration's
+	// namespace followed by a colon ("myapp:") when one is set.
 	TTL           time.Duration `yaml:"ttl"`
 	Prefix        string        `yaml:"prefix"`
 	Timeout       time.Duration `yaml:"timeout"`
@@ -99,6 +100,9 @@ func (redisDriver) OpenLayer(_ context.Context, dc driver.Config) (driver.Layer,
 		}
 	}
 	cfg.poolTimeout = t
+	if cfg.Prefix == "" && dc.Namespace() != "" {
+		cfg.Prefix = dc.Namespace() + ":"
+	}
 	client, err := cfg.client()
 	if err != nil {
 		return nil, fmt.Errorf("layercache/redis: %s: %w", dc.Path(), err)

@@ -175,3 +175,26 @@ func TestOpenLayer_BadBlocksNameThePath(t *testing.T) {
 		t.Errorf("bad URL with a password: %v", err)
 	}
 }
+
+type namespacedBlock struct{ yamlBlock }
+
+func (namespacedBlock) Namespace() string { return "shop" }
+
+func TestOpenLayer_PrefixDefaultsToNamespace(t *testing.T) {
+	s := redistest.Start(t)
+	d, _ := driver.Lookup("redis")
+	open := func(text string) *Layer {
+		l, err := d.(driver.Driver).OpenLayer(context.Background(), namespacedBlock{yamlBlock{"layers[1]", text}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = l.Close() })
+		return l.(*Layer)
+	}
+	if p := open("url: " + s.URL() + "\n").prefix; p != "shop:" {
+		t.Fatalf("prefix %q, want the namespace's", p)
+	}
+	if p := open("url: " + s.URL() + "\nprefix: 'own:'\n").prefix; p != "own:" {
+		t.Fatalf("an explicit prefix was replaced: %q", p)
+	}
+}
