@@ -176,6 +176,40 @@ func Unmarshal(b []byte) (*driver.Entry, error) {
 	return e, nil
 }
 
+// Tags returns the tags of a record without verifying its checksum or
+// decoding its payload, for a store that indexes many records it has
+// already checked by other means. It is an error wrapping [ErrCorrupt]
+// when the header does not parse; use [Unmarshal] to read a record whose
+// integrity matters.
+func Tags(b []byte) ([]string, error) {
+	if len(b) < headerSize+trailerSize || b[0] != magic0 || b[1] != magic1 {
+		return nil, fmt.Errorf("%w: not a layercache record", ErrCorrupt)
+	}
+	if b[2] != Version {
+		return nil, fmt.Errorf("%w: format version %d, this build reads %d", ErrCorrupt, b[2], Version)
+	}
+	r := reader{b: b[headerSize : len(b)-trailerSize]}
+	r.codec()
+	n := r.uvarint()
+	if r.err != nil {
+		return nil, r.err
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	if n >= maxTags || n > uint64(len(r.b)) {
+		return nil, fmt.Errorf("%w: %d tags", ErrCorrupt, n)
+	}
+	tags := make([]string, 0, n)
+	for range n {
+		tags = append(tags, r.string())
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return tags, nil
+}
+
 // reader walks the variable part of a record, remembering the first error
 // so the caller checks once.
 type reader struct {

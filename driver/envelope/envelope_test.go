@@ -110,3 +110,21 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+func FuzzTags(f *testing.F) {
+	b, _ := Marshal(&driver.Entry{Payload: []byte("v"), Tags: []string{"a", "bb"}}, Options{})
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		tags, err := Tags(b)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("error does not wrap ErrCorrupt: %v", err)
+			}
+			return
+		}
+		// Whatever a valid record says, Tags says the same.
+		if e, err := Unmarshal(b); err == nil && !reflect.DeepEqual(tags, e.Tags) {
+			t.Fatalf("Tags = %q, Unmarshal reads %q", tags, e.Tags)
+		}
+	})
+}

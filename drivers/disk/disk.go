@@ -69,6 +69,7 @@ type Layer struct {
 	sinceMerge  atomic.Int64
 	mergeFailed atomic.Bool
 	merges      atomic.Int64 // completed compactions, for tests
+	tagBatches  atomic.Int64 // transactions committed by InvalidateTags, for tests
 	mergeNow    chan struct{}
 
 	stop      chan struct{}
@@ -255,7 +256,7 @@ func (l *Layer) load(scan *scanResult) error {
 		if deadline <= now {
 			continue
 		}
-		l.idx.put(&item{key: r.key[len(keyPrefix):], size: r.rec.size, deadline: deadline, ts: r.rec.ts})
+		l.idx.put(&item{key: r.key[len(keyPrefix):], tags: r.rec.tags, size: r.rec.size, deadline: deadline, ts: r.rec.ts})
 	}
 	var orphans [][]byte
 	for _, k := range stored {
@@ -481,6 +482,7 @@ func (l *Layer) GetMany(ctx context.Context, keys []string) ([]*driver.Entry, er
 // write is one record to store.
 type write struct {
 	key      string
+	tags     []string
 	val      []byte
 	size     int64
 	deadline int64
@@ -514,7 +516,7 @@ func (l *Layer) prepare(key string, e *driver.Entry, now int64) (w write, ok boo
 	// deadline.
 	life := deadline - now
 	ttl := (life + int64(time.Second) - 1) / int64(time.Second)
-	return write{key: key, val: val, size: size, deadline: deadline, ttl: uint32(ttl)}, true, nil
+	return write{key: key, tags: e.Tags, val: val, size: size, deadline: deadline, ttl: uint32(ttl)}, true, nil
 }
 
 // Set stores e under key. The entry lives until the earlier of its
@@ -605,6 +607,11 @@ func (l *Layer) Delete(ctx context.Context, keys ...string) error {
 func (l *Layer) commit(writes []write, dels []string) error {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
+	return l.commitLocked(writes, dels)
+}
+
+// commitLocked is commit for a caller that holds wmu.
+func (l *Layer) commitLocked(writes []write, dels []string) error {
 	if l.closed.Load() {
 		return ErrClosed
 	}
@@ -693,7 +700,7 @@ func (l *Layer) commit(writes []write, dels []string) error {
 		}
 	}
 	for i, w := range writes {
-		x.put(&item{key: w.key, size: w.size, deadline: w.deadline, ts: ts[i]})
+		x.put(&item{key: w.key, tags: w.tags, size: w.size, deadline: w.deadline, ts: ts[i]})
 	}
 	l.mu.Unlock()
 	l.wrote(appended)
@@ -810,9 +817,10 @@ func (l *Layer) Close() error {
 }
 
 var (
-	_ driver.Layer       = (*Layer)(nil)
-	_ driver.Namer       = (*Layer)(nil)
-	_ driver.Clearer     = (*Layer)(nil)
-	_ driver.BatchGetter = (*Layer)(nil)
-	_ driver.BatchSetter = (*Layer)(nil)
+	_ driver.Layer          = (*Layer)(nil)
+	_ driver.Namer          = (*Layer)(nil)
+	_ driver.Clearer        = (*Layer)(nil)
+	_ driver.BatchGetter    = (*Layer)(nil)
+	_ driver.BatchSetter    = (*Layer)(nil)
+	_ driver.TagInvalidator = (*Layer)(nil)
 )

@@ -30,6 +30,25 @@
 // returns, which survives the process being killed at any moment. A power
 // cut may lose the latest writes.
 //
+// # Tags
+//
+// [Layer.InvalidateTags] removes every entry written with one of the given
+// tags. The layer keeps, next to its in-memory index of keys, a map from each
+// tag to the keys whose current entry carries it. Every write replaces the
+// key's tags with the new entry's, and deletes, evictions, expiry and
+// [Layer.Clear] remove them, so the map holds only the tags of live entries
+// and costs memory per (tag, key) pair, never per entry ever written. nutsdb
+// has no secondary indexes, and its files would have to be read whole to find
+// a tag, so the map is rebuilt when the layer opens, from the same pass over
+// the files that checks them (see Damaged files): it reads the tags from each
+// record's envelope header, without decoding the payload.
+//
+// An invalidation deletes the tag's keys in nutsdb transactions of at most
+// 1000 keys and lets other writes in between, so a tag covering much of the
+// layer does not stall writes while it is removed. Entries that carried the
+// tag when the call began are gone when it returns; entries written with the
+// tag while it runs may survive it.
+//
 // # Size bound and eviction
 //
 // [Options.MaxSize] bounds the live data: the sum over entries of key,

@@ -28,7 +28,8 @@ import (
 // torn tail, drops whatever a damaged record makes untrustworthy, and only
 // then lets nutsdb open a directory it is known to read cleanly. The same
 // pass replays the log to rebuild the layer's index (sizes and write order),
-// which nutsdb's API does not expose.
+// which nutsdb's API does not expose, and reads each entry's tags to rebuild
+// the tag index.
 //
 // Layout of a nutsdb record (all varints are encoding/binary uvarints):
 //
@@ -145,10 +146,11 @@ type segment struct {
 
 // replayed is the latest record of a live key found by the scan.
 type replayed struct {
-	seq  uint64 // position in the log, for write order
-	size int64  // recordSize
-	ts   uint64 // nutsdb timestamp, Unix ms
-	ttl  uint32 // nutsdb TTL, seconds; 0 means none
+	seq  uint64   // position in the log, for write order
+	size int64    // recordSize
+	ts   uint64   // nutsdb timestamp, Unix ms
+	ttl  uint32   // nutsdb TTL, seconds; 0 means none
+	tags []string // the entry's tags, from its envelope
 }
 
 // txRecord is one record of a transaction not yet committed in the scan.
@@ -197,6 +199,9 @@ type scanner struct {
 	seq       uint64
 	dataBytes int64
 	open      *openTx
+	// intern holds one copy of each tag read, so that the index does not
+	// keep a string per entry for a tag that thousands of entries carry.
+	intern map[string]string
 }
 
 // repair makes dir safe for nutsdb to open and returns what it holds. It
@@ -217,7 +222,7 @@ func repair(dir string, segmentSize int64, log *slog.Logger) (*scanResult, error
 	for _, s := range segs {
 		segmentSize = max(segmentSize, s.size)
 	}
-	s := &scanner{dir: dir, log: log, bucketID: bucketID, segs: segs}
+	s := &scanner{dir: dir, log: log, bucketID: bucketID, segs: segs, intern: make(map[string]string)}
 	for {
 		d, err := s.scan()
 		if err != nil {
@@ -439,12 +444,19 @@ func (s *scanner) scanSegment(i int) (*damage, error) {
 		if s.open == nil {
 			s.open = &openTx{seg: i, off: off, txID: h.txID}
 		}
-		s.open.recs = append(s.open.recs, txRecord{
+		tr := txRecord{
 			key:  string(rec[n : int64(n)+int64(h.ksz)]),
 			del:  h.flag == uint64(nutsdb.DataDeleteFlag),
 			ours: h.bucket == s.bucketID,
 			rec:  replayed{size: recordSize(int(h.ksz), int(h.vsz)), ts: h.ts, ttl: uint32(h.ttl)},
-		})
+		}
+		if tr.ours && !tr.del {
+			// The value is at hand already: reading its tags here is what
+			// lets the layer rebuild its tag index without a second pass
+			// over the files.
+			tr.rec.tags = recordTags(rec[int64(n)+int64(h.ksz):], s.intern)
+		}
+		s.open.recs = append(s.open.recs, tr)
 		if h.status == uint64(nutsdb.Committed) {
 			s.commit()
 		}
