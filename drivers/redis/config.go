@@ -198,6 +198,9 @@ func (c *Config) client() (goredis.UniversalClient, error) {
 		if c.poolTimeout != 0 {
 			o.PoolTimeout = c.poolTimeout
 		}
+		// One attempt per operation: the cache's breaker decides when to
+		// try again, and a retry would get the full timeouts once more.
+		o.MaxRetries, o.DialerRetries = -1, 1
 		if c.TLS && o.TLSConfig == nil {
 			o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 		}

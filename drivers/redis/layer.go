@@ -137,7 +137,10 @@ func newLayer(o Options, owned bool) (*Layer, error) {
 }
 
 // socketTimedWithin reports whether every wait in client (dial, read,
-// write, pool) is bounded by at most d.
+// write, pool) is bounded by at most d, and nothing is tried twice: go-redis
+// retries commands and dials by default, and each retry gets the full
+// socket timeouts again. Cluster clients also follow redirections, so they
+// always get a context deadline.
 func socketTimedWithin(client goredis.UniversalClient, d time.Duration) bool {
 	within := func(ts ...time.Duration) bool {
 		for _, t := range ts {
@@ -150,10 +153,8 @@ func socketTimedWithin(client goredis.UniversalClient, d time.Duration) bool {
 	switch c := client.(type) {
 	case *goredis.Client:
 		o := c.Options()
-		return within(o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout)
-	case *goredis.ClusterClient:
-		o := c.Options()
-		return within(o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout)
+		return o.MaxRetries == 0 && o.DialerRetries == 1 &&
+			within(o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout)
 	}
 	return false
 }
