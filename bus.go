@@ -31,9 +31,10 @@ func (c *Cache) onMessage(m driver.Message) {
 	if m.Origin == c.id {
 		return
 	}
-	c.busIn.Add(1)
 	ctx := context.Background()
 	c.event(ctx, Event{Kind: EventBusIn, Op: m.Op.String()})
+	// Counted once applied, so that whoever sees the count sees the effect.
+	defer c.busIn.Add(1)
 	defer c.event(ctx, Event{Kind: EventInvalidation, Op: m.Op.String()})
 	switch m.Op {
 	case driver.OpSet, driver.OpDelete:
