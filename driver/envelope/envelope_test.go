@@ -128,3 +128,14 @@ func FuzzTags(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkUnmarshal1MB(b *testing.B) {
+	rec, _ := Marshal(&driver.Entry{Payload: bytes.Repeat([]byte("x"), 1<<20), Codec: "raw"}, Options{})
+	b.SetBytes(int64(len(rec)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Unmarshal(rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
