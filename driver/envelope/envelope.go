@@ -230,19 +230,25 @@ func (r *reader) uvarint() uint64 {
 	return v
 }
 
-// codec reads the codec name, without allocating for the names layercache
-// itself writes.
-func (r *reader) codec() string {
+// field reads a length-prefixed field; it aliases the record.
+func (r *reader) field() []byte {
 	n := r.uvarint()
 	if r.err != nil {
-		return ""
+		return nil
 	}
 	if n > uint64(len(r.b)) || n >= maxStrBytes {
 		r.err = fmt.Errorf("%w: truncated header", ErrCorrupt)
-		return ""
+		return nil
 	}
 	b := r.b[:n]
 	r.b = r.b[n:]
+	return b
+}
+
+// codec reads the codec name, without allocating for the names layercache
+// itself writes.
+func (r *reader) codec() string {
+	b := r.field()
 	switch string(b) {
 	case "":
 		return ""
@@ -260,16 +266,4 @@ func (r *reader) codec() string {
 	return string(b)
 }
 
-func (r *reader) string() string {
-	n := r.uvarint()
-	if r.err != nil {
-		return ""
-	}
-	if n > uint64(len(r.b)) || n >= maxStrBytes {
-		r.err = fmt.Errorf("%w: truncated header", ErrCorrupt)
-		return ""
-	}
-	s := string(r.b[:n])
-	r.b = r.b[n:]
-	return s
-}
+func (r *reader) string() string { return string(r.field()) }

@@ -27,6 +27,22 @@ func init() { driver.Register("redis", redisDriver{}) }
 // they are set, so that a password can come from the environment while the
 // URL stays in the file.
 type Config struct {
+	Connection `yaml:",inline"`
+
+	// TTL, Prefix, Timeout, CompressAbove and MaxValueSize are as in
+	// [Options], except that Prefix defaults to the configuration's
+	// namespace followed by a colon ("myapp:") when one is set.
+	TTL           time.Duration `yaml:"ttl"`
+	Prefix        string        `yaml:"prefix"`
+	Timeout       time.Duration `yaml:"timeout"`
+	CompressAbove int           `yaml:"compress_above"`
+	MaxValueSize  int           `yaml:"max_value_size"`
+}
+
+// Connection says where a Redis server is and how to connect to it: the
+// address part of a layer's block, and of a "bus" or "singleflight" block
+// that does not share the layer's client.
+type Connection struct {
 	// URL is a redis:// or rediss:// URL of one server, with optional user,
 	// password, database number and go-redis query parameters
 	// (see goredis.ParseURL).
@@ -68,15 +84,6 @@ type Config struct {
 	// TLS connects with TLS (at least 1.2, server name from the address).
 	// A rediss:// URL implies it. Default: false.
 	TLS bool `yaml:"tls"`
-
-	// TTL, Prefix, Timeout, CompressAbove and MaxValueSize are as in
-	// [Options], except that Prefix defaults to the configuration's
-	// namespace followed by a colon ("myapp:") when one is set.
-	TTL           time.Duration `yaml:"ttl"`
-	Prefix        string        `yaml:"prefix"`
-	Timeout       time.Duration `yaml:"timeout"`
-	CompressAbove int           `yaml:"compress_above"`
-	MaxValueSize  int           `yaml:"max_value_size"`
 }
 
 // redisDriver opens "redis" layers from configuration.
@@ -127,7 +134,7 @@ func (c *Config) options(client goredis.UniversalClient) Options {
 }
 
 // client checks the connection fields and builds the client they describe.
-func (c *Config) client() (goredis.UniversalClient, error) {
+func (c *Connection) client() (goredis.UniversalClient, error) {
 	var errs []error
 	switch {
 	case c.URL != "" && len(c.Addrs) > 0:

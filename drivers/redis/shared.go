@@ -11,45 +11,9 @@ import (
 	"github.com/layercache/layercache/driver"
 )
 
-// Connection is the address part of a "bus" or "singleflight" block whose
-// driver is "redis". Every field means what it means in [Config]. All are
-// optional: a block that gives neither URL nor Addrs shares the client of
-// the stack's Redis layer.
-type Connection struct {
-	URL          string        `yaml:"url"`
-	Addrs        []string      `yaml:"addrs"`
-	MasterName   string        `yaml:"master_name"`
-	Username     string        `yaml:"username"`
-	Password     string        `yaml:"password"`
-	DB           int           `yaml:"db"`
-	PoolSize     int           `yaml:"pool_size"`
-	DialTimeout  time.Duration `yaml:"dial_timeout"`
-	ReadTimeout  time.Duration `yaml:"read_timeout"`
-	WriteTimeout time.Duration `yaml:"write_timeout"`
-	TLS          bool          `yaml:"tls"`
-}
-
 // given reports whether the block names a server of its own.
 func (c *Connection) given() bool {
 	return c.URL != "" || len(c.Addrs) > 0 || c.MasterName != ""
-}
-
-// client builds the client the block describes, checked as a layer's.
-func (c *Connection) client() (goredis.UniversalClient, error) {
-	lc := Config{
-		URL:          c.URL,
-		Addrs:        c.Addrs,
-		MasterName:   c.MasterName,
-		Username:     c.Username,
-		Password:     c.Password,
-		DB:           c.DB,
-		PoolSize:     c.PoolSize,
-		DialTimeout:  c.DialTimeout,
-		ReadTimeout:  c.ReadTimeout,
-		WriteTimeout: c.WriteTimeout,
-		TLS:          c.TLS,
-	}
-	return lc.client()
 }
 
 // stackClient returns the client of the first layer of s that wraps one.
