@@ -135,61 +135,53 @@ func (c *Cache) store(ctx context.Context, cl *call, key string, v any, negative
 
 // Delete removes keys from every layer, then tells the other instances. A
 // load of one of the keys that is running does not write its result back.
-func (c *Cache) Delete(ctx context.Context, keys ...string) (err error) {
-	if c.closed.Load() {
-		return ErrClosed
-	}
-	if len(keys) == 0 {
+func (c *Cache) Delete(ctx context.Context, keys ...string) error {
+	if len(keys) == 0 && !c.closed.Load() {
 		return nil
 	}
-	op := Operation{Kind: OpDelete, Keys: keys}
-	ctx = c.begin(ctx, op)
-	defer func() { c.finish(ctx, op, Outcome{Err: err}) }()
-	c.flights.invalidateKeys(keys)
-	var errs []error
-	for _, l := range c.layers {
-		errs = append(errs, l.del(ctx, keys))
-	}
-	errs = append(errs, c.publish(ctx, driver.Message{Op: driver.OpDelete, Keys: keys}))
-	return joinErrors(slices.DeleteFunc(errs, isNil))
+	return c.invalidate(ctx, Operation{Kind: OpDelete, Keys: keys},
+		func() { c.flights.invalidateKeys(keys) },
+		func(ctx context.Context, l *layer) error { return l.del(ctx, keys) },
+		driver.Message{Op: driver.OpDelete, Keys: keys})
 }
 
 // InvalidateTags removes every entry carrying one of tags from every layer,
-// then tells the other instances to do the same in their in-process layers.
-func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) (err error) {
-	if c.closed.Load() {
-		return ErrClosed
-	}
-	if len(tags) == 0 {
+// then tells the other instances to do the same in their private layers.
+func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) error {
+	if len(tags) == 0 && !c.closed.Load() {
 		return nil
 	}
-	op := Operation{Kind: OpInvalidateTags, Tags: tags}
-	ctx = c.begin(ctx, op)
-	defer func() { c.finish(ctx, op, Outcome{Err: err}) }()
-	c.flights.invalidateTags(tags)
-	var errs []error
-	for _, l := range c.layers {
-		errs = append(errs, l.invalidateTags(ctx, tags))
-	}
-	errs = append(errs, c.publish(ctx, driver.Message{Op: driver.OpInvalidate, Tags: tags}))
-	return joinErrors(slices.DeleteFunc(errs, isNil))
+	return c.invalidate(ctx, Operation{Kind: OpInvalidateTags, Tags: tags},
+		func() { c.flights.invalidateTags(tags) },
+		func(ctx context.Context, l *layer) error { return l.invalidateTags(ctx, tags) },
+		driver.Message{Op: driver.OpInvalidate, Tags: tags})
 }
 
 // Clear removes every entry from every layer (layers that share a server
 // clear only their own prefix), then tells the other instances to clear
-// their in-process layers.
-func (c *Cache) Clear(ctx context.Context) (err error) {
+// their private layers.
+func (c *Cache) Clear(ctx context.Context) error {
+	return c.invalidate(ctx, Operation{Kind: OpClear},
+		func() { c.flights.invalidateAll() },
+		func(ctx context.Context, l *layer) error { return l.clear(ctx) },
+		driver.Message{Op: driver.OpClear})
+}
+
+// invalidate is the shape of Delete, InvalidateTags and Clear: guard the
+// loads in flight, apply the change to every layer, and publish it once the
+// shared layers hold it. Failures are joined *LayerErrors; the layers that
+// did not fail are changed.
+func (c *Cache) invalidate(ctx context.Context, op Operation, guard func(), apply func(context.Context, *layer) error, m driver.Message) (err error) {
 	if c.closed.Load() {
 		return ErrClosed
 	}
-	op := Operation{Kind: OpClear}
 	ctx = c.begin(ctx, op)
 	defer func() { c.finish(ctx, op, Outcome{Err: err}) }()
-	c.flights.invalidateAll()
+	guard()
 	var errs []error
 	for _, l := range c.layers {
-		errs = append(errs, l.clear(ctx))
+		errs = append(errs, apply(ctx, l))
 	}
-	errs = append(errs, c.publish(ctx, driver.Message{Op: driver.OpClear}))
+	errs = append(errs, c.publish(ctx, m))
 	return joinErrors(slices.DeleteFunc(errs, isNil))
 }
