@@ -47,52 +47,70 @@ func newBreaker(d Degradation) *breaker {
 	return &breaker{threshold: d.FailureThreshold, retryAfter: d.RetryAfter, now: time.Now}
 }
 
-// allow reports whether an operation may use the layer now. A true result
-// from an open breaker whose delay passed makes the caller the probe, and it
-// must report its outcome with done.
-func (b *breaker) allow() bool {
+// outcome is what an operation let through by allow says about the layer.
+type outcome int8
+
+const (
+	healthy   outcome = iota // it answered
+	sick                     // it failed or timed out
+	undecided                // the caller gave up first: nothing learnt
+)
+
+// allow reports whether an operation may use the layer now. When an open
+// breaker's delay has passed, the caller becomes the one probe (probe is
+// true); it and every other caller let through report with done.
+func (b *breaker) allow() (ok, probe bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch b.state {
 	case BreakerClosed:
-		return true
+		return true, false
 	case BreakerOpen:
 		if b.now().Before(b.openUntil) {
-			return false
+			return false, false
 		}
 		b.state = BreakerHalfOpen
 		b.probing = true
-		return true
+		return true, true
 	default: // half-open: only the one probe
-		return false
+		return false, false
 	}
 }
 
 // done records the outcome of an operation that allow let through and
-// reports the state it moved to, if it moved.
-func (b *breaker) done(ok bool) (changed bool, to BreakerState) {
+// reports the state the breaker moved to, if it moved. Only the probe moves
+// an open breaker: an operation that began before the breaker opened says
+// nothing about the layer now.
+func (b *breaker) done(probe bool, o outcome) (changed bool, to BreakerState) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if ok {
-		b.failures = 0
-		if b.state != BreakerClosed {
-			b.state = BreakerClosed
-			b.probing = false
-			return true, BreakerClosed
+	switch {
+	case b.state == BreakerClosed && !probe:
+		switch o {
+		case healthy:
+			b.failures = 0
+		case sick:
+			b.failures++
+			if b.failures >= b.threshold {
+				b.open()
+				return true, BreakerOpen
+			}
 		}
-		return false, b.state
-	}
-	switch b.state {
-	case BreakerClosed:
-		b.failures++
-		if b.failures >= b.threshold {
+	case b.state == BreakerHalfOpen && probe:
+		b.probing = false
+		switch o {
+		case healthy:
+			b.state = BreakerClosed
+			b.failures = 0
+			return true, BreakerClosed
+		case sick:
 			b.open()
 			return true, BreakerOpen
+		default:
+			// The probe's caller left: let the next caller probe at once.
+			b.state = BreakerOpen
+			b.openUntil = b.now()
 		}
-	case BreakerHalfOpen:
-		b.probing = false
-		b.open()
-		return true, BreakerOpen
 	}
 	return false, b.state
 }

@@ -61,6 +61,9 @@ func New(layers []driver.Layer, opts ...Option) (*Cache, error) {
 	for _, opt := range opts {
 		opt(&cfg)
 	}
+	if cfg.codec == nil {
+		return nil, errors.New("layercache: nil codec")
+	}
 	if cfg.writeBack <= 0 {
 		return nil, errors.New("layercache: write-back queue must hold at least one write")
 	}
@@ -124,18 +127,19 @@ func newInstanceID() string {
 // ID is this instance's id on the bus.
 func (c *Cache) ID() string { return c.id }
 
-// Close waits for background writes, then closes the bus, the coordinator
-// and every layer, and returns their errors joined. Every goroutine the
+// Close closes the bus, waits for background writes, then closes the
+// coordinator and every layer, and returns their errors joined. Every goroutine the
 // cache started has ended when Close returns. Calls after Close return
 // [ErrClosed]; Close itself may be called more than once.
 func (c *Cache) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
-		c.writeBack.close()
 		var errs []error
+		// The bus first: its messages may queue undo writes.
 		if c.bus != nil {
 			errs = append(errs, c.bus.Close())
 		}
+		c.writeBack.close()
 		if c.coordinator != nil {
 			errs = append(errs, c.coordinator.Close())
 		}

@@ -1,10 +1,12 @@
 package layercache
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 )
 
@@ -62,6 +64,18 @@ func encodeValue[V any](codec Codec, v V) ([]byte, string, error) {
 // decodeValue is the inverse of encodeValue.
 func decodeValue[V any](codec Codec, payload []byte, codecName string) (V, error) {
 	var v V
+	if isRaw(codecName) && reflect.TypeFor[V]().Kind() == reflect.Interface {
+		// encodeValue chose the raw form by the value's dynamic type, as
+		// with a string cached through Get[any]: decode by that form.
+		x, err := decodeRaw(payload, codecName)
+		if err != nil {
+			return v, err
+		}
+		if v, ok := x.(V); ok {
+			return v, nil
+		}
+		return v, fmt.Errorf("%w: a %T does not fit %T", errCodecMismatch, x, v)
+	}
 	switch p := any(&v).(type) {
 	case *[]byte:
 		if codecName != rawBytes {
@@ -88,6 +102,22 @@ func decodeValue[V any](codec Codec, payload []byte, codecName string) (V, error
 	}
 	err := codec.Unmarshal(payload, &v)
 	return v, err
+}
+
+func isRaw(codecName string) bool {
+	return codecName == rawBytes || codecName == rawString || codecName == rawTime
+}
+
+// decodeRaw decodes a raw form into its own type.
+func decodeRaw(payload []byte, codecName string) (any, error) {
+	switch codecName {
+	case rawBytes:
+		return payload, nil
+	case rawString:
+		return string(payload), nil
+	default:
+		return decodeTime(payload)
+	}
 }
 
 // encodeTime stores the instant (time.Time's binary form, which keeps the
@@ -141,6 +171,12 @@ func decodeTime(b []byte) (time.Time, error) {
 // cloneValue returns a deep copy of v made by a round trip through the
 // codec, for caches created WithClone.
 func cloneValue[V any](codec Codec, v V) (V, error) {
+	if b, ok := any(v).([]byte); ok {
+		// Raw bytes are stored as they are, so the round trip below
+		// would hand back the same array.
+		c, _ := any(bytes.Clone(b)).(V)
+		return c, nil
+	}
 	b, name, err := encodeValue(codec, v)
 	if err != nil {
 		return v, err

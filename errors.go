@@ -50,3 +50,10 @@ type PanicError struct {
 func (e *PanicError) Error() string {
 	return fmt.Sprintf("layercache: loader panicked: %v", e.Value)
 }
+
+// Unwrap returns the panic value when it is an error, so that
+// panic(someErr) can be matched with errors.Is and errors.As.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}

@@ -5,60 +5,86 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/layercache/layercache/driver"
 )
 
 // flights is the in-process single-flight of loads, and the in-flight guard
-// that keeps an invalidation from being undone by an older load.
+// that keeps an invalidation from being undone by an older value: a load's
+// result, or a value a read copies from a lower layer into the upper ones.
 //
 // It is written by hand rather than on golang.org/x/sync/singleflight for
 // two reasons. The loader runs on the leader's own goroutine (so a closure
 // passed to Get never escapes to the heap), which means a leader whose
 // context ends must be able to hand the load to a waiter; and invalidations
-// must find the loads and pending background writes of a key or tag.
+// must find the loads, reads and pending writes of a key or tag.
 type flights struct {
 	mu sync.Mutex
 	// loading holds the call of each key whose load is running.
 	loading map[string]*call
-	// writing holds finished calls whose value is being written to layers
-	// in the background, or was written moments ago: an invalidation marks
-	// them too, and for those already written the caller deletes the key
-	// again, because another instance's invalidation may be heard here only
-	// after our older value landed in a shared layer.
+	// writing holds the other guarded calls: reads that may backfill, and
+	// finished loads whose value is being written to layers in the
+	// background or was written moments ago. An invalidation marks them
+	// too; for a value already written to a shared layer the caller takes
+	// it back, because another instance's invalidation may be heard here
+	// only after our older value landed.
 	writing map[*call]struct{}
+	// lastPrune is when writing was last swept of expired guards.
+	lastPrune time.Time
+
+	// tagEpoch moves on every tag invalidation and clear. A guarded write
+	// of a tagged entry is dropped when it moved since the guard began,
+	// because the entry's own tags (read from a layer) may not be the ones
+	// the caller passed.
+	tagEpoch atomic.Uint64
 }
 
-// call is one load of one key. Its result fields are written once, before
-// done is closed, and read only after.
+// writeGuardGrace is how long a value written in the background stays
+// guarded after the write: long enough for another instance's
+// invalidation, sent after its own write, to arrive over the bus.
+const writeGuardGrace = 2 * time.Second
+
+// call is one guarded operation on one key: a load, or a read that may
+// backfill. Its result fields are written once, before done is closed, and
+// read only after.
 type call struct {
-	key  string
-	tags []string
-	done chan struct{}
+	key   string
+	tags  []string
+	epoch uint64 // tagEpoch when the call began
+	done  chan struct{}
 
 	val       any
 	err       error
+	settled   bool // done is closed; guarded by flights.mu
 	abandoned bool // the leader left before the load ended; a waiter retries
 
 	// invalidated is set when the key (or one of its tags) was
-	// invalidated after the load began: its value is returned to the
+	// invalidated after the call began: a load's value is returned to the
 	// callers who asked before, but never written to a layer.
 	invalidated atomic.Bool
 	waiters     atomic.Int32
-	// written is set once the background write of the value has ended;
-	// wire is the entry it wrote.
-	written atomic.Bool
-	wire    *driver.Entry
+	// writtenAt is when the background write of the value ended (Unix
+	// nanoseconds), 0 before; wire is the entry it wrote.
+	writtenAt atomic.Int64
+	wire      *driver.Entry
 }
 
-// newCall copies tags: they come from the caller's options, which must not
-// escape to the heap on the hit path.
-func newCall(key string, tags []string) *call {
-	return &call{key: key, tags: slices.Clone(tags), done: make(chan struct{})}
+// stale reports whether a write of e on behalf of c must not happen (or
+// must be taken back): the key was invalidated, or e is tagged and some tag
+// was invalidated since c began.
+func (f *flights) stale(c *call, e *driver.Entry) bool {
+	return c.invalidated.Load() || (len(e.Tags) > 0 && f.tagEpoch.Load() != c.epoch)
 }
 
 func newFlights() *flights {
 	return &flights{loading: make(map[string]*call), writing: make(map[*call]struct{})}
+}
+
+// newCall copies tags: they come from the caller's options, which must not
+// escape to the heap on the hit path. f.mu is held.
+func (f *flights) newCall(key string, tags []string) *call {
+	return &call{key: key, tags: slices.Clone(tags), epoch: f.tagEpoch.Load(), done: make(chan struct{})}
 }
 
 // join returns the running call for key, or registers a new one and
@@ -70,7 +96,7 @@ func (f *flights) join(key string, tags []string) (c *call, leader bool) {
 		c.waiters.Add(1)
 		return c, false
 	}
-	c = newCall(key, tags)
+	c = f.newCall(key, tags)
 	f.loading[key] = c
 	return c, true
 }
@@ -83,39 +109,80 @@ func (f *flights) tryLead(key string, tags []string) (*call, bool) {
 	if _, ok := f.loading[key]; ok {
 		return nil, false
 	}
-	c := newCall(key, tags)
+	c := f.newCall(key, tags)
 	f.loading[key] = c
 	return c, true
 }
 
+// guard registers a read of key that may backfill, so that an invalidation
+// meanwhile marks it. The caller must release it.
+func (f *flights) guard(key string) *call {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.newCall(key, nil)
+	f.writing[c] = struct{}{}
+	return c
+}
+
 // finish publishes the leader's result and wakes the waiters. When keep is
-// true the call stays guarded until release, because its value is still
-// being written to layers.
+// true the call stays guarded, because its value is still being written to
+// layers. finish and abandon do nothing to a call already settled.
 func (f *flights) finish(c *call, val any, err error, keep bool) {
 	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c.settled {
+		return
+	}
 	delete(f.loading, c.key)
 	if keep {
 		f.writing[c] = struct{}{}
 	}
 	c.val, c.err = val, err
-	f.mu.Unlock()
+	c.settled = true
 	close(c.done)
 }
 
 // abandon wakes the waiters without a result so that one of them loads.
 func (f *flights) abandon(c *call) {
 	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c.settled {
+		return
+	}
 	delete(f.loading, c.key)
 	c.abandoned = true
-	f.mu.Unlock()
+	c.settled = true
 	close(c.done)
 }
 
-// release ends the guard on a call whose background writes are done.
+// release ends the guard on a call, at once.
 func (f *flights) release(c *call) {
 	f.mu.Lock()
 	delete(f.writing, c)
 	f.mu.Unlock()
+}
+
+// written records that the background write of c's value ended. The guard
+// then lasts writeGuardGrace more and is swept after that.
+func (f *flights) written(c *call) {
+	c.writtenAt.Store(time.Now().UnixNano())
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.prune(time.Now())
+}
+
+// prune drops guards whose grace has passed, at most a few times a second.
+// f.mu is held.
+func (f *flights) prune(now time.Time) {
+	if now.Sub(f.lastPrune) < writeGuardGrace/8 {
+		return
+	}
+	f.lastPrune = now
+	for c := range f.writing {
+		if at := c.writtenAt.Load(); at != 0 && now.UnixNano()-at > int64(writeGuardGrace) {
+			delete(f.writing, c)
+		}
+	}
 }
 
 // wait blocks until c has a result or ctx ends.
@@ -128,8 +195,9 @@ func (c *call) wait(ctx context.Context) error {
 	}
 }
 
-// invalidateKeys marks the loads and pending writes of keys. It returns the
-// keys whose value was already written: they must be deleted again.
+// invalidateKeys marks the loads, reads and pending writes of keys. It
+// returns the finished loads whose value was already written: they must be
+// taken back.
 func (f *flights) invalidateKeys(keys []string) (written []*call) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -141,22 +209,13 @@ func (f *flights) invalidateKeys(keys []string) (written []*call) {
 	return f.markWriting(func(c *call) bool { return slices.Contains(keys, c.key) })
 }
 
-// markWriting marks the pending writes that match and returns those
-// already written.
-func (f *flights) markWriting(match func(*call) bool) (written []*call) {
-	for c := range f.writing {
-		if match(c) && !c.invalidated.Swap(true) && c.written.Load() {
-			written = append(written, c)
-		}
-	}
-	return written
-}
-
-// invalidateTags marks the loads and pending writes carrying any of tags,
-// and returns the keys whose value was already written.
+// invalidateTags marks the loads, reads and pending writes carrying any of
+// tags (and moves the tag epoch, for those whose entry carries tags the
+// caller did not name), and returns the finished loads already written.
 func (f *flights) invalidateTags(tags []string) (written []*call) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.tagEpoch.Add(1)
 	hit := func(c *call) bool {
 		for _, t := range c.tags {
 			if slices.Contains(tags, t) {
@@ -173,13 +232,27 @@ func (f *flights) invalidateTags(tags []string) (written []*call) {
 	return f.markWriting(hit)
 }
 
-// invalidateAll marks every load and pending write, and returns the keys
-// whose value was already written.
+// invalidateAll marks every load, read and pending write, and returns the
+// finished loads already written.
 func (f *flights) invalidateAll() (written []*call) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.tagEpoch.Add(1)
 	for _, c := range f.loading {
 		c.invalidated.Store(true)
 	}
 	return f.markWriting(func(*call) bool { return true })
+}
+
+// markWriting marks the guarded calls that match and returns those whose
+// value was already written. f.mu is held.
+func (f *flights) markWriting(match func(*call) bool) (written []*call) {
+	now := time.Now()
+	f.prune(now)
+	for c := range f.writing {
+		if match(c) && !c.invalidated.Swap(true) && c.writtenAt.Load() != 0 {
+			written = append(written, c)
+		}
+	}
+	return written
 }

@@ -65,6 +65,10 @@ func freshL1[V any](ctx context.Context, c *Cache, key string, opts []EntryOptio
 		l1.hits.add(1)
 		return zero, ErrNotFound, true
 	}
+	if e.Value == nil { // a cached nil of an interface type
+		l1.hits.add(1)
+		return zero, nil, true
+	}
 	return zero, nil, false
 }
 
@@ -135,7 +139,7 @@ func getCore[V any](ctx context.Context, c *Cache, key string, loader func(conte
 		// lower layers are read by the leader, once for all waiters.
 		if c.l1 != nil {
 			e, _ := c.l1.Get(ctx, key)
-			if e != nil {
+			if e != nil && !e.Expired(now) {
 				v, err := inProcessValue[V](c, key, e)
 				if err != nil {
 					return zero, err
@@ -223,9 +227,10 @@ func cloneIf[V any](c *Cache, v V) (V, error) {
 	return v, nil
 }
 
-// inProcessValue returns the value an in-process entry holds as a V.
+// inProcessValue returns the value an in-process entry holds as a V. A nil
+// Value is a cached nil of an interface type (or an absence).
 func inProcessValue[V any](c *Cache, key string, e *driver.Entry) (V, error) {
-	if e.Negative {
+	if e.Negative || e.Value == nil {
 		var zero V
 		return zero, nil
 	}
@@ -255,17 +260,24 @@ type found[V any] struct {
 	entry *driver.Entry
 	value V
 	layer int // index of the layer that answered; -1 when nothing did
+	// queued says a write of the entry to a layer outside the process is
+	// waiting in the background, under the guard the read was given.
+	queued bool
 }
 
-// read looks key up in every layer in order and backfills the layers above
-// the one that answers. An error of one layer (down, corrupt value) is
-// counted and taken as a miss there; only a type mismatch is returned.
-// cl guards the backfill against a concurrent invalidation; it may be nil.
+// read looks key up in the layers in order and backfills the layers above
+// the one that answers. A stale entry answers only if no lower layer has a
+// fresh one (another instance may have refreshed the key in a shared
+// layer). An error of one layer (down, corrupt value) is counted and taken
+// as a miss there; only a type mismatch is returned. cl guards the
+// backfill against a concurrent invalidation; it may be nil only for a
+// cache being read without backfill.
 func read[V any](ctx context.Context, c *Cache, cl *call, key string, now int64) (found[V], error) {
+	stale := found[V]{layer: -1}
 	for i, l := range c.layers {
 		e, err := l.get(ctx, key)
 		if err != nil {
-			if l.inProcess { // remote errors were counted by layer.do
+			if l.inProcess { // remote errors were counted by layer.exit
 				l.errors.Add(1)
 			}
 			continue
@@ -290,18 +302,26 @@ func read[V any](ctx context.Context, c *Cache, cl *call, key string, now int64)
 			}
 		}
 		l.hits.add(1)
-		if i > 0 {
-			backfill(ctx, c, cl, key, i, e, v)
+		if !isFresh(e, now) {
+			if stale.layer < 0 {
+				stale = found[V]{entry: e, value: v, layer: i}
+			}
+			continue
 		}
-		return found[V]{entry: e, value: v, layer: i}, nil
+		f := found[V]{entry: e, value: v, layer: i}
+		if i > 0 {
+			f.queued = backfill(ctx, c, cl, key, i, e, v)
+		}
+		return f, nil
 	}
-	return found[V]{layer: -1}, nil
+	return stale, nil
 }
 
 // backfill copies an entry found in layer i into the layers above it.
 // In-process layers get the decoded value at once; the others get the
-// encoded entry in the background.
-func backfill[V any](ctx context.Context, c *Cache, cl *call, key string, i int, e *driver.Entry, v V) {
+// encoded entry in the background, and backfill reports whether it queued
+// such a write (cl must then stay guarded until it is done).
+func backfill[V any](ctx context.Context, c *Cache, cl *call, key string, i int, e *driver.Entry, v V) bool {
 	var remote []*layer
 	for _, up := range c.layers[:i] {
 		if !up.inProcess {
@@ -318,16 +338,18 @@ func backfill[V any](ctx context.Context, c *Cache, cl *call, key string, i int,
 		_ = c.writeGuarded(ctx, cl, key, []*layer{up}, mem)
 		c.event(ctx, Event{Kind: EventBackfill, Layer: up.name, Key: key})
 	}
-	if len(remote) > 0 {
-		wire := e
-		if c.layers[i].inProcess { // an in-process hit below a remote layer
-			var err error
-			if wire, err = c.encodeEntry(v, e); err != nil {
-				return
-			}
-		}
-		c.enqueue(ctx, writeJob{key: key, layers: remote, entry: wire})
+	if len(remote) == 0 || cl == nil {
+		return false
 	}
+	wire := e
+	if c.layers[i].inProcess { // an in-process hit below a remote layer
+		var err error
+		if wire, err = c.encodeEntry(v, e); err != nil {
+			return false
+		}
+	}
+	cl.wire = wire // read by an undo only after the write ended
+	return c.enqueue(ctx, writeJob{call: cl, key: key, layers: remote, entry: wire})
 }
 
 // lead runs the load of key as the leader of cl. staleOK says the caller
@@ -337,6 +359,10 @@ func backfill[V any](ctx context.Context, c *Cache, cl *call, key string, i int,
 // that the caller (if its context is still alive) starts over.
 func lead[V any](ctx context.Context, c *Cache, cl *call, key string, loader func(context.Context) (V, error), eo *entryOptions, staleOK bool, out *Outcome) (V, error, bool) {
 	var zero V
+	// Whatever ends this function, the call must be settled, or every
+	// later Get of the key would wait for it: a loader may leave through
+	// runtime.Goexit (t.FailNow in a test), which no recover sees.
+	defer c.flights.abandon(cl)
 	now := time.Now().UnixNano()
 	r, err := read[V](ctx, c, cl, key, now)
 	if err != nil {
@@ -345,7 +371,7 @@ func lead[V any](ctx context.Context, c *Cache, cl *call, key string, loader fun
 	}
 	if r.layer >= 0 && isFresh(r.entry, now) && !(staleOK && r.layer == 0) {
 		out.set(ResultHit, c.layers[r.layer].name)
-		c.flights.finish(cl, boxed(r.value, r.entry), negErr(r.entry), false)
+		c.flights.finish(cl, boxed(r.value, r.entry), negErr(r.entry), r.queued)
 		v, err := resultOf(c, r.value, r.entry)
 		return v, err, false
 	}
@@ -356,13 +382,13 @@ func lead[V any](ctx context.Context, c *Cache, cl *call, key string, loader fun
 
 	if c.coordinator != nil {
 		theirs, lock, err := awaitTurn[V](ctx, c, cl, key)
-		if err != nil { // only the caller's context ends the wait
+		if err != nil { // the caller's context ended, or a type mismatch
 			c.flights.abandon(cl)
 			return zero, err, false
 		}
 		if theirs.layer >= 0 { // another instance loaded it meanwhile
 			out.set(ResultHit, c.layers[theirs.layer].name)
-			c.flights.finish(cl, boxed(theirs.value, theirs.entry), negErr(theirs.entry), false)
+			c.flights.finish(cl, boxed(theirs.value, theirs.entry), negErr(theirs.entry), theirs.queued)
 			v, err := resultOf(c, theirs.value, theirs.entry)
 			return v, err, false
 		}
@@ -392,17 +418,25 @@ func lead[V any](ctx context.Context, c *Cache, cl *call, key string, loader fun
 		c.flights.finish(cl, nil, ErrNotFound, keep)
 		return zero, ErrNotFound, false
 
-	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
-		// The leader's caller left: hand the load to a waiter.
+	case ctx.Err() != nil:
+		// The leader's caller left, and the loader failed, whatever error
+		// it chose to say so with: hand the load to a waiter rather than
+		// give them this caller's cancellation.
 		c.flights.abandon(cl)
 		return zero, err, false
 	}
 
 	c.loadErrors.add(1)
 	if stale != nil && now < stale.entry.StaleAt+int64(max(eo.staleIfError, eo.swr)) {
-		c.staleServed.add(1)
-		out.set(ResultStale, c.layers[stale.layer].name)
-		c.event(ctx, Event{Kind: EventStaleServed, Layer: c.layers[stale.layer].name, Key: key, Err: err})
+		// An early refresh that failed keeps serving a value that is
+		// still fresh; only a stale one counts as stale served.
+		if !isFresh(stale.entry, now) {
+			c.staleServed.add(1)
+			out.set(ResultStale, c.layers[stale.layer].name)
+			c.event(ctx, Event{Kind: EventStaleServed, Layer: c.layers[stale.layer].name, Key: key, Err: err})
+		} else {
+			out.set(ResultHit, c.layers[stale.layer].name)
+		}
 		c.flights.finish(cl, boxed(stale.value, stale.entry), negErr(stale.entry), false)
 		v, err := resultOf(c, stale.value, stale.entry)
 		return v, err, false

@@ -52,30 +52,42 @@ func newLayer(l driver.Layer, i int, d Degradation, o Observer) *layer {
 // together they are the single place where the degradation policy lives.
 // enter returns ErrLayerUnavailable when the breaker is open, and otherwise
 // the context to run the operation under, with the layer's timeout.
-func (l *layer) enter(ctx context.Context, op string) (context.Context, context.CancelFunc, time.Time, error) {
-	if !l.breaker.allow() {
+func (l *layer) enter(ctx context.Context, op string) (context.Context, context.CancelFunc, ticket, error) {
+	ok, probe := l.breaker.allow()
+	if !ok {
 		l.skipped.Add(1)
-		return nil, nil, time.Time{}, &LayerError{Op: op, Layer: l.name, Err: ErrLayerUnavailable}
+		return nil, nil, ticket{}, &LayerError{Op: op, Layer: l.name, Err: ErrLayerUnavailable}
 	}
+	t := ticket{start: time.Now(), probe: probe}
 	if l.timeout == 0 { // the layer bounds its own operations
-		return ctx, noCancel, time.Now(), nil
+		return ctx, noCancel, t, nil
 	}
 	opCtx, cancel := context.WithTimeout(ctx, l.timeout)
-	return opCtx, cancel, time.Now(), nil
+	return opCtx, cancel, t, nil
+}
+
+// ticket is what enter hands exit about one operation.
+type ticket struct {
+	start time.Time
+	probe bool // the breaker's half-open probe
 }
 
 func noCancel() {}
 
 // exit records the outcome of an operation that enter let through. ctx is
 // the caller's context, not the one enter made.
-func (l *layer) exit(ctx context.Context, op string, start time.Time, err error) error {
-	took := time.Since(start)
+func (l *layer) exit(ctx context.Context, op string, t ticket, err error) error {
+	took := time.Since(t.start)
 	l.ops.Add(1)
 	l.opNanos.Add(uint64(took))
-	// A bad value is not a sick layer (the layer answered), and a caller
-	// that gave up says nothing about it either.
-	healthy := err == nil || errors.Is(err, envelope.ErrCorrupt) || ctx.Err() != nil
-	changed, to := l.breaker.done(healthy)
+	o := sick
+	switch {
+	case err == nil, errors.Is(err, envelope.ErrCorrupt):
+		o = healthy // a bad value is not a sick layer: the layer answered
+	case ctx.Err() != nil:
+		o = undecided // the caller gave up; that says nothing of the layer
+	}
+	changed, to := l.breaker.done(t.probe, o)
 	if l.observer != nil {
 		l.observer.Event(ctx, Event{Kind: EventLayerOp, Layer: l.name, Op: op, Duration: took, Err: err})
 		if changed {
@@ -89,7 +101,9 @@ func (l *layer) exit(ctx context.Context, op string, start time.Time, err error)
 	if err == nil {
 		return nil
 	}
-	l.errors.Add(1)
+	if o != undecided {
+		l.errors.Add(1)
+	}
 	return &LayerError{Op: op, Layer: l.name, Err: err}
 }
 
@@ -106,39 +120,39 @@ func (l *layer) get(ctx context.Context, key string) (*driver.Entry, error) {
 	if l.inProcess {
 		return l.Get(ctx, key)
 	}
-	opCtx, cancel, start, err := l.enter(ctx, "get")
+	opCtx, cancel, t, err := l.enter(ctx, "get")
 	if err != nil {
 		return nil, err
 	}
 	e, err := l.Get(opCtx, key)
 	cancel()
-	return e, l.exit(ctx, "get", start, err)
+	return e, l.exit(ctx, "get", t, err)
 }
 
 func (l *layer) set(ctx context.Context, key string, e *driver.Entry) error {
 	if l.inProcess {
 		return l.inProcessErr("set", l.Set(ctx, key, e))
 	}
-	opCtx, cancel, start, err := l.enter(ctx, "set")
+	opCtx, cancel, t, err := l.enter(ctx, "set")
 	if err != nil {
 		return err
 	}
 	err = l.Set(opCtx, key, e)
 	cancel()
-	return l.exit(ctx, "set", start, err)
+	return l.exit(ctx, "set", t, err)
 }
 
 func (l *layer) del(ctx context.Context, keys []string) error {
 	if l.inProcess {
 		return l.inProcessErr("delete", l.Delete(ctx, keys...))
 	}
-	opCtx, cancel, start, err := l.enter(ctx, "delete")
+	opCtx, cancel, t, err := l.enter(ctx, "delete")
 	if err != nil {
 		return err
 	}
 	err = l.Delete(opCtx, keys...)
 	cancel()
-	return l.exit(ctx, "delete", start, err)
+	return l.exit(ctx, "delete", t, err)
 }
 
 // do runs a rarer operation under the same policy as get, set and del.
@@ -146,13 +160,13 @@ func (l *layer) do(ctx context.Context, op string, f func(ctx context.Context) e
 	if l.inProcess {
 		return l.inProcessErr(op, f(ctx))
 	}
-	opCtx, cancel, start, err := l.enter(ctx, op)
+	opCtx, cancel, t, err := l.enter(ctx, op)
 	if err != nil {
 		return err
 	}
 	err = f(opCtx)
 	cancel()
-	return l.exit(ctx, op, start, err)
+	return l.exit(ctx, op, t, err)
 }
 
 // deleteIfHolds takes back a value this instance wrote: only while the layer

@@ -8,7 +8,8 @@ import (
 // Lookup returns the fresh value cached under key without loading it: ok is
 // false on a miss, on a cached absence and on a stale entry. A hit in a
 // lower layer backfills the layers above it, as with [Get]. A failing layer
-// is a miss there; err is set only for a closed cache or a type mismatch.
+// is a miss there; err is set for a closed cache, a type mismatch, or a
+// value that a cache created [WithClone] cannot copy.
 func Lookup[V any](ctx context.Context, c *Cache, key string) (v V, ok bool, err error) {
 	if c.closed.Load() {
 		return v, false, ErrClosed
@@ -19,7 +20,11 @@ func Lookup[V any](ctx context.Context, c *Cache, key string) (v V, ok bool, err
 	defer func() { c.finish(ctx, op, out.with(err)) }()
 
 	now := time.Now().UnixNano()
-	r, err := read[V](ctx, c, nil, key, now)
+	guard := c.flights.guard(key)
+	r, err := read[V](ctx, c, guard, key, now)
+	if !r.queued {
+		c.flights.release(guard)
+	}
 	if err != nil || r.layer < 0 || r.entry.Negative || !isFresh(r.entry, now) {
 		return v, false, err
 	}

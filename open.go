@@ -120,6 +120,9 @@ func OpenConfig(cfg *config.Config, opts ...Option) (c *Cache, err error) {
 		return nil, err
 	}
 	for _, i := range unreachable {
+		if c.layers[i].breaker == nil { // an in-process layer is never skipped
+			continue
+		}
 		c.layers[i].breaker.trip()
 		c.event(ctx, Event{Kind: EventBreakerOpen, Layer: c.layers[i].name})
 		c.logger.Warn("layercache: starting without an unreachable layer", "layer", cfg.Layers[i].Path(), "driver", cfg.Layers[i].Driver)

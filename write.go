@@ -28,21 +28,19 @@ func Set[V any](ctx context.Context, c *Cache, key string, v V, opts ...EntryOpt
 	if err := eo.validate(); err != nil {
 		return err
 	}
-	c.flights.invalidateKeys([]string{key})
 	mem, wire, err := c.entries(v, false, &eo)
 	if err != nil {
 		return err
 	}
-	var errs []error
-	for _, l := range c.layers {
-		e := wire
-		if l.inProcess {
-			e = mem
-		}
-		if err := l.set(ctx, key, e); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	keys := []string{key}
+	errs := c.change(
+		func() { c.flights.invalidateKeys(keys) },
+		func(l *layer) error {
+			if l.inProcess {
+				return l.set(ctx, key, mem)
+			}
+			return l.set(ctx, key, wire)
+		})
 	errs = append(errs, c.publish(ctx, driver.Message{Op: driver.OpSet, Keys: []string{key}}))
 	return joinErrors(slices.DeleteFunc(errs, isNil))
 }
@@ -177,11 +175,30 @@ func (c *Cache) invalidate(ctx context.Context, op Operation, guard func(), appl
 	}
 	ctx = c.begin(ctx, op)
 	defer func() { c.finish(ctx, op, Outcome{Err: err}) }()
-	guard()
-	var errs []error
-	for _, l := range c.layers {
-		errs = append(errs, apply(ctx, l))
-	}
+	errs := c.change(guard, func(l *layer) error { return apply(ctx, l) })
 	errs = append(errs, c.publish(ctx, m))
 	return joinErrors(slices.DeleteFunc(errs, isNil))
+}
+
+// change applies a write or invalidation to every layer so that no read
+// running meanwhile can put an older value back: guard marks the loads and
+// reads in flight, then the layers outside the process change, then guard
+// marks again the reads that started meanwhile (they may have read the
+// older value there), and only then do the in-process layers change. It
+// returns the layers' errors.
+func (c *Cache) change(guard func(), apply func(*layer) error) []error {
+	var errs []error
+	guard()
+	for _, l := range c.layers {
+		if !l.inProcess {
+			errs = append(errs, apply(l))
+		}
+	}
+	guard()
+	for _, l := range c.layers {
+		if l.inProcess {
+			errs = append(errs, apply(l))
+		}
+	}
+	return errs
 }

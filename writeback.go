@@ -3,7 +3,6 @@ package layercache
 import (
 	"context"
 	"sync"
-	"time"
 
 	"github.com/layercache/layercache/driver"
 )
@@ -15,11 +14,15 @@ import (
 type writeBack struct {
 	jobs chan writeJob
 	wg   sync.WaitGroup
-	once sync.Once
+
+	// mu makes enqueue and close exclusive: a load or a bus message may
+	// still try to queue a write while the cache closes.
+	mu     sync.RWMutex
+	closed bool
 }
 
 type writeJob struct {
-	call   *call // the load whose value this is; nil for a backfill
+	call   *call // the guard of the load or read whose value this is
 	key    string
 	layers []*layer
 	entry  *driver.Entry
@@ -27,11 +30,6 @@ type writeJob struct {
 	// is still what they hold.
 	undo bool
 }
-
-// writeGuardGrace is how long a load's written value stays guarded after
-// its background write: long enough for another instance's invalidation,
-// sent after its own write, to arrive over the bus.
-const writeGuardGrace = 2 * time.Second
 
 const writeBackWorkers = 2
 
@@ -50,8 +48,13 @@ func newWriteBack(size int, run func(writeJob)) *writeBack {
 }
 
 // enqueue hands a job to the workers and reports false when the queue is
-// full.
+// full or closed.
 func (w *writeBack) enqueue(job writeJob) bool {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed {
+		return false
+	}
 	select {
 	case w.jobs <- job:
 		return true
@@ -63,7 +66,12 @@ func (w *writeBack) enqueue(job writeJob) bool {
 // close stops accepting jobs and waits until the queued ones are written.
 // Each write runs under its layer's timeout, so this ends.
 func (w *writeBack) close() {
-	w.once.Do(func() { close(w.jobs) })
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.jobs)
+	}
+	w.mu.Unlock()
 	w.wg.Wait()
 }
 
@@ -73,14 +81,14 @@ func (w *writeBack) close() {
 func (c *Cache) writeGuarded(ctx context.Context, cl *call, key string, layers []*layer, e *driver.Entry) error {
 	var errs []error
 	for _, l := range layers {
-		if cl != nil && cl.invalidated.Load() {
+		if cl != nil && c.flights.stale(cl, e) {
 			return nil
 		}
 		if err := l.set(ctx, key, e); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if cl != nil && cl.invalidated.Load() {
+		if cl != nil && c.flights.stale(cl, e) {
 			_ = l.del(ctx, []string{key})
 		}
 	}
@@ -108,9 +116,8 @@ func (c *Cache) runWriteJob(job writeJob) {
 		return
 	}
 	err := c.writeGuarded(ctx, job.call, job.key, job.layers, job.entry)
-	if cl := job.call; cl != nil {
-		cl.written.Store(true)
-		time.AfterFunc(writeGuardGrace, func() { c.flights.release(cl) })
+	if job.call != nil {
+		c.flights.written(job.call)
 	}
 	if err != nil {
 		c.logger.Debug("layercache: background write failed", "key", job.key, "err", err)
