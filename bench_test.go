@@ -89,3 +89,17 @@ func BenchmarkOtterBaseline(b *testing.B) {
 		})
 	})
 }
+
+func BenchmarkLookupL1Hit(b *testing.B) {
+	c, _ := memCache(b)
+	ctx := context.Background()
+	if err := layercache.Set(ctx, c, "user:42", benchUser, layercache.WithTTL(time.Hour)); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if u, ok, err := layercache.Lookup[user](ctx, c, "user:42"); !ok || err != nil || u.ID != 42 {
+			b.Fatal(u, ok, err)
+		}
+	}
+}

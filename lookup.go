@@ -14,6 +14,11 @@ func Lookup[V any](ctx context.Context, c *Cache, key string) (v V, ok bool, err
 	if c.closed.Load() {
 		return v, false, ErrClosed
 	}
+	if c.observer == nil {
+		if v, err, hit := freshL1[V](ctx, c, key, nil); hit {
+			return v, err == nil, nil // a cached absence is not ok
+		}
+	}
 	op := Operation{Kind: OpLookup, Key: key}
 	ctx = c.begin(ctx, op)
 	out := Outcome{Result: ResultMiss}
