@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"time"
 )
 
@@ -64,7 +63,7 @@ func encodeValue[V any](codec Codec, v V) ([]byte, string, error) {
 // decodeValue is the inverse of encodeValue.
 func decodeValue[V any](codec Codec, payload []byte, codecName string) (V, error) {
 	var v V
-	if isRaw(codecName) && reflect.TypeFor[V]().Kind() == reflect.Interface {
+	if isRaw(codecName) && isInterface[V]() {
 		// encodeValue chose the raw form by the value's dynamic type, as
 		// with a string cached through Get[any]: decode by that form.
 		x, err := decodeRaw(payload, codecName)

@@ -33,11 +33,38 @@ type flights struct {
 	// lastPrune is when writing was last swept of expired guards.
 	lastPrune time.Time
 
-	// tagEpoch moves on every tag invalidation and clear. A guarded write
-	// of a tagged entry is dropped when it moved since the guard began,
-	// because the entry's own tags (read from a layer) may not be the ones
-	// the caller passed.
-	tagEpoch atomic.Uint64
+	// seq numbers invalidations. A call remembers seq when it begins; a
+	// tag invalidation stamps its tags' buckets with a new seq and a clear
+	// stamps clearedAt. A guarded write of a tagged entry is dropped when
+	// one of the entry's tags was stamped after its call began, because
+	// the entry's own tags (read from a layer) may not be the ones the
+	// caller named. Tags share buckets by hash: a collision only drops a
+	// write that could have been kept.
+	seq       atomic.Uint64
+	clearedAt atomic.Uint64
+	tagStamps [tagBuckets]atomic.Uint64
+}
+
+const tagBuckets = 256
+
+func tagBucket(tag string) int {
+	h := uint32(2166136261) // FNV-1a
+	for i := 0; i < len(tag); i++ {
+		h = (h ^ uint32(tag[i])) * 16777619
+	}
+	return int(h % tagBuckets)
+}
+
+// stampTags records that tags (all tags, when nil) were invalidated now.
+func (f *flights) stampTags(tags []string) {
+	s := f.seq.Add(1)
+	if tags == nil {
+		f.clearedAt.Store(s)
+		return
+	}
+	for _, t := range tags {
+		f.tagStamps[tagBucket(t)].Store(s)
+	}
 }
 
 // writeGuardGrace is how long a value written in the background stays
@@ -51,7 +78,7 @@ const writeGuardGrace = 2 * time.Second
 type call struct {
 	key   string
 	tags  []string
-	epoch uint64 // tagEpoch when the call began
+	begun uint64 // flights.seq when the call began
 	done  chan struct{}
 
 	val       any
@@ -71,10 +98,21 @@ type call struct {
 }
 
 // stale reports whether a write of e on behalf of c must not happen (or
-// must be taken back): the key was invalidated, or e is tagged and some tag
-// was invalidated since c began.
+// must be taken back): the key was invalidated, everything was cleared, or
+// one of e's tags was invalidated since c began.
 func (f *flights) stale(c *call, e *driver.Entry) bool {
-	return c.invalidated.Load() || (len(e.Tags) > 0 && f.tagEpoch.Load() != c.epoch)
+	if c.invalidated.Load() || f.clearedAt.Load() > c.begun {
+		return true
+	}
+	if e == nil {
+		return false
+	}
+	for _, t := range e.Tags {
+		if f.tagStamps[tagBucket(t)].Load() > c.begun {
+			return true
+		}
+	}
+	return false
 }
 
 func newFlights() *flights {
@@ -84,7 +122,7 @@ func newFlights() *flights {
 // newCall copies tags: they come from the caller's options, which must not
 // escape to the heap on the hit path. f.mu is held.
 func (f *flights) newCall(key string, tags []string) *call {
-	return &call{key: key, tags: slices.Clone(tags), epoch: f.tagEpoch.Load(), done: make(chan struct{})}
+	return &call{key: key, tags: slices.Clone(tags), begun: f.seq.Load(), done: make(chan struct{})}
 }
 
 // join returns the running call for key, or registers a new one and
@@ -162,13 +200,17 @@ func (f *flights) release(c *call) {
 	f.mu.Unlock()
 }
 
-// written records that the background write of c's value ended. The guard
-// then lasts writeGuardGrace more and is swept after that.
-func (f *flights) written(c *call) {
-	c.writtenAt.Store(time.Now().UnixNano())
+// written records that the background write of c's value ended, and
+// reports whether an invalidation was heard while it ran: the value must
+// then be taken back, as the invalidation found nothing written to undo.
+// The guard lasts writeGuardGrace more and is swept after that.
+func (f *flights) written(c *call) (undo bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.prune(time.Now())
+	now := time.Now()
+	c.writtenAt.Store(now.UnixNano())
+	f.prune(now)
+	return f.stale(c, c.wire)
 }
 
 // prune drops guards whose grace has passed, at most a few times a second.
@@ -201,12 +243,7 @@ func (c *call) wait(ctx context.Context) error {
 func (f *flights) invalidateKeys(keys []string) (written []*call) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, k := range keys {
-		if c, ok := f.loading[k]; ok {
-			c.invalidated.Store(true)
-		}
-	}
-	return f.markWriting(func(c *call) bool { return slices.Contains(keys, c.key) })
+	return f.mark(func(c *call) bool { return slices.Contains(keys, c.key) })
 }
 
 // invalidateTags marks the loads, reads and pending writes carrying any of
@@ -215,21 +252,19 @@ func (f *flights) invalidateKeys(keys []string) (written []*call) {
 func (f *flights) invalidateTags(tags []string) (written []*call) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.tagEpoch.Add(1)
-	hit := func(c *call) bool {
-		for _, t := range c.tags {
+	f.stampTags(tags)
+	hasTag := func(have []string) bool {
+		for _, t := range have {
 			if slices.Contains(tags, t) {
 				return true
 			}
 		}
 		return false
 	}
-	for _, c := range f.loading {
-		if hit(c) {
-			c.invalidated.Store(true)
-		}
-	}
-	return f.markWriting(hit)
+	return f.mark(func(c *call) bool {
+		// A written value's own tags are known: they are in its entry.
+		return hasTag(c.tags) || (c.writtenAt.Load() != 0 && c.wire != nil && hasTag(c.wire.Tags))
+	})
 }
 
 // invalidateAll marks every load, read and pending write, and returns the
@@ -237,22 +272,26 @@ func (f *flights) invalidateTags(tags []string) (written []*call) {
 func (f *flights) invalidateAll() (written []*call) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.tagEpoch.Add(1)
-	for _, c := range f.loading {
-		c.invalidated.Store(true)
-	}
-	return f.markWriting(func(*call) bool { return true })
+	f.stampTags(nil)
+	return f.mark(func(*call) bool { return true })
 }
 
-// markWriting marks the guarded calls that match and returns those whose
-// value was already written. f.mu is held.
-func (f *flights) markWriting(match func(*call) bool) (written []*call) {
-	now := time.Now()
-	f.prune(now)
-	for c := range f.writing {
+// mark marks the loads and guarded calls that match and returns those
+// whose value was already written (a job can end before its load is
+// finished). f.mu is held, so that written cannot run between a mark and
+// its check.
+func (f *flights) mark(match func(*call) bool) (written []*call) {
+	f.prune(time.Now())
+	visit := func(c *call) {
 		if match(c) && !c.invalidated.Swap(true) && c.writtenAt.Load() != 0 {
 			written = append(written, c)
 		}
+	}
+	for _, c := range f.loading {
+		visit(c)
+	}
+	for c := range f.writing {
+		visit(c)
 	}
 	return written
 }

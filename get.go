@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"runtime/debug"
 	"time"
 
@@ -65,7 +66,7 @@ func freshL1[V any](ctx context.Context, c *Cache, key string, opts []EntryOptio
 		l1.hits.add(1)
 		return zero, ErrNotFound, true
 	}
-	if e.Value == nil { // a cached nil of an interface type
+	if e.Value == nil && isInterface[V]() { // a cached nil of an interface type
 		l1.hits.add(1)
 		return zero, nil, true
 	}
@@ -230,7 +231,7 @@ func cloneIf[V any](c *Cache, v V) (V, error) {
 // inProcessValue returns the value an in-process entry holds as a V. A nil
 // Value is a cached nil of an interface type (or an absence).
 func inProcessValue[V any](c *Cache, key string, e *driver.Entry) (V, error) {
-	if e.Negative || e.Value == nil {
+	if e.Negative || (e.Value == nil && isInterface[V]()) {
 		var zero V
 		return zero, nil
 	}
@@ -241,6 +242,10 @@ func inProcessValue[V any](c *Cache, key string, e *driver.Entry) (V, error) {
 	}
 	return v, nil
 }
+
+// isInterface reports whether V is an interface type, whose zero value a
+// cached nil stands for.
+func isInterface[V any]() bool { return reflect.TypeFor[V]().Kind() == reflect.Interface }
 
 // callResult is what a waiter returns from a finished call.
 func callResult[V any](c *Cache, cl *call) (V, error) {

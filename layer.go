@@ -19,6 +19,7 @@ type layer struct {
 	inProcess bool
 	shared    bool          // every instance uses it in common (driver.Shared)
 	timeout   time.Duration // zero for in-process layers and driver.Timeouters
+	budget    time.Duration // the time an operation may take, whoever enforces it
 	breaker   *breaker      // nil for in-process layers
 	observer  Observer      // nil when the cache has none
 
@@ -41,7 +42,10 @@ func newLayer(l driver.Layer, i int, d Degradation, o Observer) *layer {
 		w.inProcess = true
 		return w
 	}
-	if _, ok := l.(driver.Timeouter); !ok {
+	w.budget = d.Timeout
+	if t, ok := l.(driver.Timeouter); ok {
+		w.budget = t.Timeout()
+	} else {
 		w.timeout = d.Timeout
 	}
 	w.breaker = newBreaker(d)
@@ -84,8 +88,15 @@ func (l *layer) exit(ctx context.Context, op string, t ticket, err error) error 
 	switch {
 	case err == nil, errors.Is(err, envelope.ErrCorrupt):
 		o = healthy // a bad value is not a sick layer: the layer answered
-	case ctx.Err() != nil:
+	case errors.Is(ctx.Err(), context.Canceled):
 		o = undecided // the caller gave up; that says nothing of the layer
+	case ctx.Err() != nil && took < l.budget/20:
+		// The caller's own deadline came first, too soon to blame the
+		// layer. One that waited a twentieth of the layer's budget (5ms
+		// of the default 100ms, far beyond a healthy round trip) did meet
+		// a slow layer: if every caller's deadline is shorter than the
+		// timeout, this is how a hung layer still opens the breaker.
+		o = undecided
 	}
 	changed, to := l.breaker.done(t.probe, o)
 	if l.observer != nil {

@@ -415,3 +415,16 @@ func TestGet_WaiterDoesNotInheritLeadersCancellation(t *testing.T) {
 		t.Fatalf("a waiter with a live context got the leader's cancellation: %v", err)
 	}
 }
+
+// Regression: a nil cached through Get[any] read back as a string came back
+// as "" instead of a type mismatch.
+func TestGet_CachedNilIsNotAnyType(t *testing.T) {
+	c, _ := memCache(t)
+	ctx := context.Background()
+	if _, err := layercache.Get(ctx, c, "k", func(context.Context) (any, error) { return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := layercache.Get(ctx, c, "k", func(context.Context) (string, error) { return "loaded", nil }); !errors.Is(err, layercache.ErrTypeMismatch) {
+		t.Fatalf("Get[string] of a cached nil interface = %q, %v; want ErrTypeMismatch", v, err)
+	}
+}

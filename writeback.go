@@ -116,8 +116,10 @@ func (c *Cache) runWriteJob(job writeJob) {
 		return
 	}
 	err := c.writeGuarded(ctx, job.call, job.key, job.layers, job.entry)
-	if job.call != nil {
-		c.flights.written(job.call)
+	if job.call != nil && c.flights.written(job.call) {
+		// Invalidated while the write ran, too late for writeGuarded's
+		// own check on some layer: take the value back everywhere.
+		c.undoWrites([]*call{job.call})
 	}
 	if err != nil {
 		c.logger.Debug("layercache: background write failed", "key", job.key, "err", err)
