@@ -35,7 +35,11 @@ type Degradation struct {
 	Timeout time.Duration
 
 	// FailureThreshold is how many failures or timeouts in a row open the
-	// layer's circuit breaker. Default: 5.
+	// layer's circuit breaker. A corrupt value is not a failure (the layer
+	// answered), nor is a caller that cancelled; a caller's own deadline
+	// counts once the operation waited a twentieth of the timeout, so a
+	// hung layer opens its breaker even behind callers with short
+	// deadlines. Default: 5.
 	FailureThreshold int
 
 	// RetryAfter is how long an open breaker skips its layer before letting
