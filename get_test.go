@@ -335,7 +335,11 @@ func TestGet_StaleWhileRevalidateServesStaleAndRefreshesOnce(t *testing.T) {
 	eventually(t, "the refresh to start", func() bool { return refreshes.Load() == 1 })
 	// While the refresh is held, everyone else is served the stale value.
 	for range 20 {
-		if v, err := layercache.Get(ctx, c, "k", refresh, opts...); v != "old" || err != nil {
+		// A caller made to wait for the refresh fails here, not hangs.
+		waitCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		v, err := layercache.Get(waitCtx, c, "k", refresh, opts...)
+		cancel()
+		if v != "old" || err != nil {
 			t.Fatalf("during refresh: %q, %v", v, err)
 		}
 	}
@@ -375,21 +379,33 @@ func TestGet_StaleIfErrorServesStaleWhenLoaderFails(t *testing.T) {
 func TestGet_EarlyRefreshRenewsHotKeyBeforeItGoesStale(t *testing.T) {
 	c, _ := memCache(t)
 	ctx := context.Background()
-	const ttl = 60 * time.Millisecond
+	const ttl = 300 * time.Millisecond
 	opts := []layercache.EntryOption{layercache.WithTTL(ttl), layercache.WithEarlyRefresh(ttl)}
 	var loads atomic.Int32
-	loader := func(context.Context) (int32, error) { return loads.Add(1), nil }
+	var refreshedAt atomic.Int64
+	loader := func(context.Context) (int32, error) {
+		n := loads.Add(1)
+		if n == 2 {
+			refreshedAt.Store(time.Now().UnixNano())
+		}
+		return n, nil
+	}
+	start := time.Now()
 	if _, err := layercache.Get(ctx, c, "hot", loader, opts...); err != nil {
 		t.Fatal(err)
 	}
-	// Keep hitting the key: before the first entry goes stale, one hit
-	// refreshes it, so no caller ever meets a stale or missing entry.
-	eventually(t, "an early refresh", func() bool {
+	// Keep hitting the key until it is refreshed.
+	eventually(t, "a refresh", func() bool {
 		v, err := layercache.Get(ctx, c, "hot", loader, opts...)
 		return err == nil && v == 2
 	})
-	if s := c.Stats(); s.StaleServed != 0 || s.Deduplicated != 0 {
-		t.Fatalf("stats %+v: a caller met a stale entry or waited", s)
+	// The first entry went stale no earlier than start+ttl: a refresh
+	// before that came early, from a hit, not from a miss at expiry.
+	if at := time.Unix(0, refreshedAt.Load()); !at.Before(start.Add(ttl)) {
+		t.Fatalf("refreshed %v after the first load, when the entry was already stale", at.Sub(start))
+	}
+	if s := c.Stats(); s.Deduplicated != 0 {
+		t.Fatalf("stats %+v: a caller waited for the refresh", s)
 	}
 }
 
