@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the whole test suite the way CI does: go vet, then go test -race.
+# Runs the whole test suite the way CI does: gofmt, go vet, then go test -race.
 # The tests start their own redis-server processes on free loopback ports
 # (see internal/redistest), so redis-server and redis-cli must be installed;
 # when run as root this script installs them with apt-get.
@@ -28,7 +28,7 @@ fi
 pkgs=()
 for arg in "$@"; do
 	case "$arg" in
-	./* | ../* | github.com/*) pkgs+=("$arg") ;;
+	. | ./* | ../* | github.com/*) pkgs+=("$arg") ;;
 	esac
 done
 default=()
@@ -37,5 +37,11 @@ if [ ${#pkgs[@]} -eq 0 ]; then
 	default=(./...)
 fi
 
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go') 2>/dev/null || true)
+if [ -n "$unformatted" ]; then
+	echo "test.sh: gofmt would change:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
 go vet "${pkgs[@]}"
 go test -race "$@" ${default[@]+"${default[@]}"}
