@@ -53,8 +53,11 @@ type Options struct {
 	// Default: "" (keys are stored as given; Clear refuses to run).
 	Prefix string `yaml:"prefix"`
 
-	// Timeout is the time one operation may take. The layer reports it
-	// through [Layer.Timeout] and the cache applies it as a context deadline.
+	// Timeout is the time one operation may take (InvalidateTags and
+	// Clear, which may run long on purpose, excepted). The layer
+	// enforces it itself (see [Layer.Timeout]): through the
+	// client's socket timeouts when they are within it and go-redis will
+	// not retry, else with a context deadline per operation.
 	// Default: 100ms. Negative is an error.
 	Timeout time.Duration `yaml:"timeout"`
 
