@@ -163,11 +163,7 @@ func getCore[V any](ctx context.Context, c *Cache, key string, loader func(conte
 						}
 						return resultOf(c, v, e)
 					}
-					v, err, retry := lead(ctx, c, cl, key, loader, &eo, true, out)
-					if !retry {
-						return v, err
-					}
-					continue
+					return lead(ctx, c, cl, key, loader, &eo, true, out)
 				}
 			}
 		}
@@ -184,10 +180,7 @@ func getCore[V any](ctx context.Context, c *Cache, key string, loader func(conte
 			out.set(ResultLoaded, "")
 			return callResult[V](c, cl)
 		}
-		v, err, retry := lead(ctx, c, cl, key, loader, &eo, false, out)
-		if !retry {
-			return v, err
-		}
+		return lead(ctx, c, cl, key, loader, &eo, false, out)
 	}
 }
 
@@ -359,10 +352,9 @@ func backfill[V any](ctx context.Context, c *Cache, cl *call, key string, i int,
 
 // lead runs the load of key as the leader of cl. staleOK says the caller
 // already found a servable entry in L1; the layers are read again anyway,
-// since another instance may have refreshed the key meanwhile. It reports
-// retry when the load was abandoned because the leader's context ended, so
-// that the caller (if its context is still alive) starts over.
-func lead[V any](ctx context.Context, c *Cache, cl *call, key string, loader func(context.Context) (V, error), eo *entryOptions, staleOK bool, out *Outcome) (V, error, bool) {
+// since another instance may have refreshed the key meanwhile. A leader
+// whose context ended abandons the call, so that a waiter loads instead.
+func lead[V any](ctx context.Context, c *Cache, cl *call, key string, loader func(context.Context) (V, error), eo *entryOptions, staleOK bool, out *Outcome) (V, error) {
 	var zero V
 	// Whatever ends this function, the call must be settled, or every
 	// later Get of the key would wait for it: a loader may leave through
@@ -372,13 +364,13 @@ func lead[V any](ctx context.Context, c *Cache, cl *call, key string, loader fun
 	r, err := read[V](ctx, c, cl, key, now)
 	if err != nil {
 		c.flights.finish(cl, nil, err, false)
-		return zero, err, false
+		return zero, err
 	}
 	if r.layer >= 0 && isFresh(r.entry, now) && !(staleOK && r.layer == 0) {
 		out.set(ResultHit, c.layers[r.layer].name)
 		c.flights.finish(cl, boxed(r.value, r.entry), negErr(r.entry), r.queued)
 		v, err := resultOf(c, r.value, r.entry)
-		return v, err, false
+		return v, err
 	}
 	var stale *found[V]
 	if r.layer >= 0 && now < r.entry.ExpiresAt {
@@ -389,13 +381,13 @@ func lead[V any](ctx context.Context, c *Cache, cl *call, key string, loader fun
 		theirs, lock, err := awaitTurn[V](ctx, c, cl, key)
 		if err != nil { // the caller's context ended, or a type mismatch
 			c.flights.abandon(cl)
-			return zero, err, false
+			return zero, err
 		}
 		if theirs.layer >= 0 { // another instance loaded it meanwhile
 			out.set(ResultHit, c.layers[theirs.layer].name)
 			c.flights.finish(cl, boxed(theirs.value, theirs.entry), negErr(theirs.entry), theirs.queued)
 			v, err := resultOf(c, theirs.value, theirs.entry)
-			return v, err, false
+			return v, err
 		}
 		if lock != nil {
 			// Released after store, which writes the shared layers
@@ -415,20 +407,20 @@ func lead[V any](ctx context.Context, c *Cache, cl *call, key string, loader fun
 		keep := c.store(ctx, cl, key, v, false, eo)
 		c.flights.finish(cl, any(v), nil, keep)
 		v, err = cloneIf(c, v)
-		return v, err, false
+		return v, err
 
 	case errors.Is(err, ErrNotFound):
 		c.notFound.add(1)
 		keep := c.store(ctx, cl, key, zero, true, eo)
 		c.flights.finish(cl, nil, ErrNotFound, keep)
-		return zero, ErrNotFound, false
+		return zero, ErrNotFound
 
 	case ctx.Err() != nil:
 		// The leader's caller left, and the loader failed, whatever error
 		// it chose to say so with: hand the load to a waiter rather than
 		// give them this caller's cancellation.
 		c.flights.abandon(cl)
-		return zero, err, false
+		return zero, err
 	}
 
 	c.loadErrors.add(1)
@@ -444,10 +436,10 @@ func lead[V any](ctx context.Context, c *Cache, cl *call, key string, loader fun
 		}
 		c.flights.finish(cl, boxed(stale.value, stale.entry), negErr(stale.entry), false)
 		v, err := resultOf(c, stale.value, stale.entry)
-		return v, err, false
+		return v, err
 	}
 	c.flights.finish(cl, nil, err, false)
-	return zero, err, false
+	return zero, err
 }
 
 func boxed[V any](v V, e *driver.Entry) any {
