@@ -7,13 +7,17 @@ import (
 )
 
 // publish tells the other instances about a change. It is called only after
-// the shared layers were written.
+// the shared layers were written, so it must not be skipped because the
+// caller left meanwhile: it runs detached from the caller's cancellation,
+// under the degradation timeout.
 func (c *Cache) publish(ctx context.Context, m driver.Message) error {
 	if c.bus == nil {
 		return nil
 	}
 	m.Origin = c.id
-	err := c.bus.Publish(ctx, m)
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.publishTimeout)
+	err := c.bus.Publish(pctx, m)
+	cancel()
 	c.event(ctx, Event{Kind: EventBusOut, Op: m.Op.String(), Err: err})
 	if err != nil {
 		c.busErrors.Add(1)

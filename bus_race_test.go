@@ -109,7 +109,7 @@ func TestBus_TagInvalidationTakesBackLandedBackfill(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l2 := &hookLayer{byteLayer: newByteLayer()}
-			l3 := newByteLayer()
+			l3 := sharedHook{&hookLayer{byteLayer: newByteLayer()}} // a second shared layer
 			ctx := context.Background()
 			if err := layercache.Set(ctx, newCache(t, []driver.Layer{l3}), "k", "old", layercache.WithTags("t")); err != nil {
 				t.Fatal(err)

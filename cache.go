@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/layercache/layercache/config"
 	"github.com/layercache/layercache/driver"
 )
 
@@ -33,9 +35,10 @@ type Cache struct {
 	namespace    string
 	id           string
 
-	bus         driver.Bus
-	coordinator driver.Coordinator
-	observer    Observer // nil when none: every call site checks
+	bus            driver.Bus
+	publishTimeout time.Duration
+	coordinator    driver.Coordinator
+	observer       Observer // nil when none: every call site checks
 
 	flights   *flights
 	writeBack *writeBack
@@ -53,6 +56,10 @@ type Cache struct {
 // New builds a cache over layers, fastest first. The cache owns the layers
 // (and the bus and coordinator, if given) and closes them on Close; on error
 // nothing is closed.
+//
+// Entries live [config.DefaultTTL] (5m) and absences [config.DefaultNegativeTTL]
+// (30s) unless [WithDefaults] or the call's own options say otherwise; a
+// cache opened from a file without a defaults block has the same.
 func New(layers []driver.Layer, opts ...Option) (*Cache, error) {
 	if len(layers) == 0 {
 		return nil, errors.New("layercache: no layers")
@@ -74,27 +81,28 @@ func New(layers []driver.Layer, opts ...Option) (*Cache, error) {
 	if d.Timeout < 0 || d.RetryAfter < 0 || d.FailureThreshold < 0 {
 		return nil, errors.New("layercache: negative degradation setting")
 	}
-	defaults := entryOptions{}.with(cfg.defaults)
+	defaults := entryOptions{ttl: config.DefaultTTL, negativeTTL: config.DefaultNegativeTTL}.with(cfg.defaults)
 	if err := defaults.validate(); err != nil {
 		return nil, err
 	}
 	c := &Cache{
-		codec:        cfg.codec,
-		clone:        cfg.clone,
-		strictWrites: cfg.strictWrites,
-		defaults:     defaults,
-		logger:       cfg.logger,
-		namespace:    cfg.namespace,
-		id:           newInstanceID(),
-		bus:          cfg.bus,
-		coordinator:  cfg.coordinator,
-		observer:     cfg.observer,
-		flights:      newFlights(),
-		loads:        newCounter(),
-		loadErrors:   newCounter(),
-		deduped:      newCounter(),
-		staleServed:  newCounter(),
-		notFound:     newCounter(),
+		codec:          cfg.codec,
+		clone:          cfg.clone,
+		strictWrites:   cfg.strictWrites,
+		defaults:       defaults,
+		logger:         cfg.logger,
+		namespace:      cfg.namespace,
+		id:             newInstanceID(),
+		bus:            cfg.bus,
+		publishTimeout: d.Timeout,
+		coordinator:    cfg.coordinator,
+		observer:       cfg.observer,
+		flights:        newFlights(),
+		loads:          newCounter(),
+		loadErrors:     newCounter(),
+		deduped:        newCounter(),
+		staleServed:    newCounter(),
+		notFound:       newCounter(),
 	}
 	if c.logger == nil {
 		c.logger = slog.Default()

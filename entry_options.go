@@ -2,6 +2,7 @@ package layercache
 
 import (
 	"math"
+	"slices"
 	"time"
 )
 
@@ -48,7 +49,8 @@ type entryOptions struct {
 func WithTTL(d time.Duration) EntryOption { return EntryOption{kind: optTTL, d: d} }
 
 // WithTags attaches invalidation tags to the entry: [Cache.InvalidateTags]
-// with any of them removes it from every layer on every instance.
+// with any of them removes it from every layer on every instance. Tags add
+// up: several WithTags, and tags given in [WithDefaults], all apply.
 func WithTags(tags ...string) EntryOption { return EntryOption{kind: optTags, tags: tags} }
 
 // WithNegativeTTL sets how long a loader's [ErrNotFound] is cached. Zero
@@ -94,7 +96,7 @@ func (o entryOptions) with(opts []EntryOption) entryOptions {
 		case optTTL:
 			o.ttl = op.d
 		case optTags:
-			o.tags = op.tags
+			o.tags = addTags(o.tags, op.tags)
 		case optNegativeTTL:
 			o.negativeTTL = op.d
 		case optStaleWhileRevalidate:
@@ -110,6 +112,25 @@ func (o entryOptions) with(opts []EntryOption) entryOptions {
 	return o
 }
 
+// addTags returns the union of have and more, in order. It allocates only
+// when both have tags.
+func addTags(have, more []string) []string {
+	if len(have) == 0 {
+		return more
+	}
+	if len(more) == 0 {
+		return have
+	}
+	out := make([]string, len(have), len(have)+len(more))
+	copy(out, have)
+	for _, t := range more {
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 func (o *entryOptions) validate() error {
 	for _, d := range []time.Duration{o.ttl, o.negativeTTL, o.swr, o.staleIfError, o.earlyRefresh} {
 		if d < 0 {
@@ -120,6 +141,16 @@ func (o *entryOptions) validate() error {
 		return errBadJitter
 	}
 	return nil
+}
+
+// deadline returns from + d in Unix nanoseconds, saturated at the largest
+// time there is: a duration too long to add ("forever") must not wrap into
+// the past.
+func deadline(from int64, d time.Duration) int64 {
+	if d > 0 && from > math.MaxInt64-int64(d) {
+		return math.MaxInt64
+	}
+	return from + int64(d)
 }
 
 // staleWindow is how long past StaleAt an entry written with these options

@@ -21,6 +21,11 @@ var (
 	// ErrTypeMismatch is returned when a key holds a value of another type
 	// than the one asked for, in an in-process layer.
 	ErrTypeMismatch = errors.New("layercache: cached value has another type")
+
+	// ErrRecursiveLoad is returned by a Get that a loader makes (directly,
+	// or through other loaders) for a key it is itself loading: waiting
+	// for that load would wait forever.
+	ErrRecursiveLoad = errors.New("layercache: loader asks for the key it is loading")
 )
 
 // LayerError is a failure of one layer: the operation, the layer's name and

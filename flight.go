@@ -86,6 +86,16 @@ type call struct {
 	settled   bool // done is closed; guarded by flights.mu
 	abandoned bool // the leader left before the load ended; a waiter retries
 
+	// early is closed when the leader found a value it may serve while it
+	// refreshes it (stale-while-revalidate, early refresh): waiters take
+	// that one at once instead of waiting for the refresh. Its fields are
+	// written once, before early is closed.
+	early      chan struct{}
+	earlyVal   any
+	earlyErr   error
+	earlyLayer string
+	earlyStale bool // earlyVal is past its freshness
+
 	// invalidated is set when the key (or one of its tags) was
 	// invalidated after the call began: a load's value is returned to the
 	// callers who asked before, but never written to a layer.
@@ -122,7 +132,7 @@ func newFlights() *flights {
 // newCall copies tags: they come from the caller's options, which must not
 // escape to the heap on the hit path. f.mu is held.
 func (f *flights) newCall(key string, tags []string) *call {
-	return &call{key: key, tags: slices.Clone(tags), begun: f.seq.Load(), done: make(chan struct{})}
+	return &call{key: key, tags: slices.Clone(tags), begun: f.seq.Load(), done: make(chan struct{}), early: make(chan struct{})}
 }
 
 // join returns the running call for key, or registers a new one and
@@ -138,6 +148,9 @@ func (f *flights) join(key string, tags []string) (c *call, leader bool) {
 	f.loading[key] = c
 	return c, true
 }
+
+// leave withdraws a waiter that will not wait after all.
+func (f *flights) leave(c *call) { c.waiters.Add(-1) }
 
 // tryLead registers a new call for key unless one is running, in which
 // case it returns nil, false without joining it.
@@ -178,6 +191,23 @@ func (f *flights) finish(c *call, val any, err error, keep bool) {
 	c.val, c.err = val, err
 	c.settled = true
 	close(c.done)
+}
+
+// serveEarly hands the waiters of c a value to return while the leader
+// refreshes it. It does nothing once c is settled or already serving one.
+func (f *flights) serveEarly(c *call, val any, err error, layer string, stale bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c.settled {
+		return
+	}
+	select {
+	case <-c.early:
+		return
+	default:
+	}
+	c.earlyVal, c.earlyErr, c.earlyLayer, c.earlyStale = val, err, layer, stale
+	close(c.early)
 }
 
 // abandon wakes the waiters without a result so that one of them loads.
@@ -227,13 +257,21 @@ func (f *flights) prune(now time.Time) {
 	}
 }
 
-// wait blocks until c has a result or ctx ends.
-func (c *call) wait(ctx context.Context) error {
+// wait blocks until c has a result, a value served early, or ctx ends. It
+// reports which of the first two it got; a result is preferred.
+func (c *call) wait(ctx context.Context) (early bool, err error) {
 	select {
 	case <-c.done:
-		return nil
+		return false, nil
+	case <-c.early:
+		select {
+		case <-c.done:
+			return false, nil
+		default:
+			return true, nil
+		}
 	case <-ctx.Done():
-		return ctx.Err()
+		return false, ctx.Err()
 	}
 }
 

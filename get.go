@@ -150,7 +150,7 @@ func getCore[V any](ctx context.Context, c *Cache, key string, loader func(conte
 					c.l1.hits.add(1)
 					out.set(ResultHit, c.l1.name)
 					return resultOf(c, v, e)
-				case isFresh(e, now), now < e.StaleAt+int64(eo.swr):
+				case isFresh(e, now), now < deadline(e.StaleAt, eo.swr):
 					// Someone must refresh it; everyone else gets it now.
 					cl, leader := c.flights.tryLead(key, eo.tags)
 					if !leader {
@@ -169,10 +169,18 @@ func getCore[V any](ctx context.Context, c *Cache, key string, loader func(conte
 		}
 		cl, leader := c.flights.join(key, eo.tags)
 		if !leader {
+			if loading(ctx, c, key) {
+				c.flights.leave(cl)
+				return zero, fmt.Errorf("%w: %q", ErrRecursiveLoad, key)
+			}
 			c.deduped.add(1)
 			c.event(ctx, Event{Kind: EventDeduplicated, Key: key})
-			if err := cl.wait(ctx); err != nil {
+			early, err := cl.wait(ctx)
+			if err != nil {
 				return zero, err
+			}
+			if early {
+				return earlyResult[V](ctx, c, cl, out)
 			}
 			if cl.abandoned {
 				continue
@@ -249,6 +257,26 @@ func callResult[V any](c *Cache, cl *call) (V, error) {
 	v, ok := cl.val.(V)
 	if !ok && cl.val != nil {
 		return zero, fmt.Errorf("%w: key %q holds %T, not %T", ErrTypeMismatch, cl.key, cl.val, zero)
+	}
+	return cloneIf(c, v)
+}
+
+// earlyResult is what a waiter returns when the leader serves it a value
+// while it refreshes.
+func earlyResult[V any](ctx context.Context, c *Cache, cl *call, out *Outcome) (V, error) {
+	out.set(ResultHit, cl.earlyLayer)
+	if cl.earlyStale {
+		c.staleServed.add(1)
+		out.set(ResultStale, cl.earlyLayer)
+		c.event(ctx, Event{Kind: EventStaleServed, Layer: cl.earlyLayer, Key: cl.key})
+	}
+	var zero V
+	if cl.earlyErr != nil {
+		return zero, cl.earlyErr
+	}
+	v, ok := cl.earlyVal.(V)
+	if !ok && cl.earlyVal != nil {
+		return zero, fmt.Errorf("%w: key %q holds %T, not %T", ErrTypeMismatch, cl.key, cl.earlyVal, zero)
 	}
 	return cloneIf(c, v)
 }
@@ -336,7 +364,10 @@ func backfill[V any](ctx context.Context, c *Cache, cl *call, key string, i int,
 		_ = c.writeGuarded(ctx, cl, key, []*layer{up}, mem)
 		c.event(ctx, Event{Kind: EventBackfill, Layer: up.name, Key: key})
 	}
-	if len(remote) == 0 || cl == nil {
+	// A private layer (local disk) may hold values older than
+	// invalidations this instance missed while it was down: it refills the
+	// in-process layers above it, never the shared ones.
+	if len(remote) == 0 || cl == nil || !c.layers[i].shared {
 		return false
 	}
 	wire := e
@@ -375,10 +406,21 @@ func lead[V any](ctx context.Context, c *Cache, cl *call, key string, loader fun
 	var stale *found[V]
 	if r.layer >= 0 && now < r.entry.ExpiresAt {
 		stale = &r
+		// An entry fresh enough to serve while it is refreshed goes to the
+		// waiters now; the leader alone waits for the refresh.
+		if isFresh(r.entry, now) || now < deadline(r.entry.StaleAt, eo.swr) {
+			c.flights.serveEarly(cl, boxed(r.value, r.entry), negErr(r.entry), c.layers[r.layer].name, !isFresh(r.entry, now))
+		}
+	}
+	// The entry that prompted this load, if any: a read finding only that
+	// one again has not found another instance's load.
+	var known *driver.Entry
+	if r.layer >= 0 {
+		known = r.entry
 	}
 
 	if c.coordinator != nil {
-		theirs, lock, err := awaitTurn[V](ctx, c, cl, key)
+		theirs, lock, err := awaitTurn[V](ctx, c, cl, key, known)
 		if err != nil { // the caller's context ended, or a type mismatch
 			c.flights.abandon(cl)
 			return zero, err
@@ -404,13 +446,27 @@ func lead[V any](ctx context.Context, c *Cache, cl *call, key string, loader fun
 	out.set(ResultLoaded, "")
 	switch {
 	case err == nil:
-		keep := c.store(ctx, cl, key, v, false, eo)
-		c.flights.finish(cl, any(v), nil, keep)
-		v, err = cloneIf(c, v)
-		return v, err
+		held := any(v)
+		if c.clone {
+			// The cache keeps its own copy: the loader may hold on to v,
+			// and the leader's caller gets v itself.
+			cp, err := cloneValue(c.codec, v)
+			if err != nil {
+				c.flights.finish(cl, nil, err, false)
+				return zero, err
+			}
+			held = cp
+		}
+		keep := c.store(ctx, cl, key, held, false, eo)
+		c.flights.finish(cl, held, nil, keep)
+		return v, nil
 
 	case errors.Is(err, ErrNotFound):
 		c.notFound.add(1)
+		if eo.negativeTTL == 0 && known != nil {
+			// The absence is not cached, but what was there is gone.
+			c.forget(ctx, key)
+		}
 		keep := c.store(ctx, cl, key, zero, true, eo)
 		c.flights.finish(cl, nil, ErrNotFound, keep)
 		return zero, ErrNotFound
@@ -424,7 +480,7 @@ func lead[V any](ctx context.Context, c *Cache, cl *call, key string, loader fun
 	}
 
 	c.loadErrors.add(1)
-	if stale != nil && now < stale.entry.StaleAt+int64(max(eo.staleIfError, eo.swr)) {
+	if stale != nil && now < deadline(stale.entry.StaleAt, eo.staleWindow()) {
 		// An early refresh that failed keeps serving a value that is
 		// still fresh; only a stale one counts as stale served.
 		if !isFresh(stale.entry, now) {
@@ -461,6 +517,7 @@ func negErr(e *driver.Entry) error {
 // carry its span.
 func runLoader[V any](ctx context.Context, c *Cache, key string, loader func(context.Context) (V, error)) (v V, err error) {
 	c.loads.add(1)
+	ctx = context.WithValue(ctx, loadFrameKey{}, &loadFrame{cache: c, key: key, parent: loadFrameOf(ctx)})
 	if c.observer != nil {
 		op := Operation{Kind: OpLoad, Key: key}
 		ctx = c.observer.Begin(ctx, op)
@@ -474,12 +531,45 @@ func runLoader[V any](ctx context.Context, c *Cache, key string, loader func(con
 	return loader(ctx)
 }
 
+// loadFrame is one load in a chain of loaders calling Get: the context a
+// loader runs under carries the keys being loaded for it, so that a loader
+// asking for a key it is itself loading gets an error instead of waiting
+// for itself forever.
+type loadFrame struct {
+	cache  *Cache
+	key    string
+	parent *loadFrame
+}
+
+type loadFrameKey struct{}
+
+func loadFrameOf(ctx context.Context) *loadFrame {
+	f, _ := ctx.Value(loadFrameKey{}).(*loadFrame)
+	return f
+}
+
+// loading reports whether ctx is the context of a loader (or of a loader
+// it called) that is loading key in c.
+func loading(ctx context.Context, c *Cache, key string) bool {
+	for f := loadFrameOf(ctx); f != nil; f = f.parent {
+		if f.cache == c && f.key == key {
+			return true
+		}
+	}
+	return false
+}
+
 // awaitTurn makes this instance the one that loads key, through the
 // coordinator. While another instance holds the load lock it waits and reads
 // the shared layers again; it returns what it finds there, or the lock once
-// it holds it. If the coordinator fails, the cache loads without it (nil
-// lock): a duplicate load is better than no answer.
-func awaitTurn[V any](ctx context.Context, c *Cache, cl *call, key string) (found[V], driver.Lock, error) {
+// it holds it. Only a fresh entry newer than known (the entry that prompted
+// the load, nil on a miss) is another instance's load. If the coordinator
+// fails, the cache loads without it (nil lock): a duplicate load is better
+// than no answer.
+func awaitTurn[V any](ctx context.Context, c *Cache, cl *call, key string, known *driver.Entry) (found[V], driver.Lock, error) {
+	theirs := func(r found[V], now int64) bool {
+		return r.layer >= 0 && isFresh(r.entry, now) && (known == nil || r.entry.StaleAt > known.StaleAt)
+	}
 	none := found[V]{layer: -1}
 	for {
 		lock, err := c.coordinator.Acquire(ctx, key)
@@ -494,7 +584,7 @@ func awaitTurn[V any](ctx context.Context, c *Cache, cl *call, key string) (foun
 			// Another instance may have loaded, stored and released
 			// between our miss and our lock: look once more.
 			now := time.Now().UnixNano()
-			if r, err := read[V](ctx, c, cl, key, now); err == nil && r.layer >= 0 && isFresh(r.entry, now) {
+			if r, err := read[V](ctx, c, cl, key, now); err == nil && theirs(r, now) {
 				if err := lock.Release(context.WithoutCancel(ctx)); err != nil {
 					c.logger.Debug("layercache: cannot release load lock", "key", key, "err", err)
 				}
@@ -514,7 +604,7 @@ func awaitTurn[V any](ctx context.Context, c *Cache, cl *call, key string) (foun
 		if err != nil {
 			return none, nil, err
 		}
-		if r.layer >= 0 && isFresh(r.entry, now) {
+		if theirs(r, now) {
 			return r, nil, nil
 		}
 	}

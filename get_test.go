@@ -302,9 +302,9 @@ func TestGet_NotFoundCachedForNegativeTTL(t *testing.T) {
 		return loads.Load() == 2
 	})
 
-	// Without a negative TTL the absence is not cached.
+	// With a negative TTL of zero the absence is not cached.
 	for range 3 {
-		_, _ = layercache.Get(ctx, c, "ghost2", loader)
+		_, _ = layercache.Get(ctx, c, "ghost2", loader, layercache.WithNegativeTTL(0))
 	}
 	if loads.Load() != 5 {
 		t.Fatalf("loader ran %d times, want 5", loads.Load())

@@ -86,8 +86,10 @@ func (l *layer) exit(ctx context.Context, op string, t ticket, err error) error 
 	l.opNanos.Add(uint64(took))
 	o := sick
 	switch {
-	case err == nil, errors.Is(err, envelope.ErrCorrupt):
-		o = healthy // a bad value is not a sick layer: the layer answered
+	case err == nil, errors.Is(err, envelope.ErrCorrupt), errors.Is(err, driver.ErrRefused):
+		// A bad value, or a refusal of the caller's value, is not a sick
+		// layer: the layer answered.
+		o = healthy
 	case errors.Is(ctx.Err(), context.Canceled):
 		o = undecided // the caller gave up; that says nothing of the layer
 	case ctx.Err() != nil && took < l.budget/20:
@@ -112,7 +114,7 @@ func (l *layer) exit(ctx context.Context, op string, t ticket, err error) error 
 	if err == nil {
 		return nil
 	}
-	if o != undecided {
+	if o == sick || errors.Is(err, envelope.ErrCorrupt) {
 		l.errors.Add(1)
 	}
 	return &LayerError{Op: op, Layer: l.name, Err: err}

@@ -18,8 +18,12 @@ import (
 //
 //	import _ "github.com/layercache/layercache/drivers/redis"
 //
-// opts are applied after the file's settings and win over them. If any step
-// fails, everything opened before it is closed again.
+// opts are applied after the file's settings and win over them: a
+// namespace given with [WithNamespace] is the one the layers are opened with
+// (the Redis key prefix and bus channel follow it), and a bus or coordinator
+// given with [WithBus] or [WithCoordinator] replaces the file's, which is
+// then not opened. If any step fails, everything opened before it is closed
+// again.
 func Open(path string, opts ...Option) (*Cache, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
@@ -37,6 +41,17 @@ func OpenConfig(cfg *config.Config, opts ...Option) (c *Cache, err error) {
 		return nil, err
 	}
 	ctx := context.Background()
+	// Options given in code win over the file: a namespace set there is the
+	// one the drivers are opened with, and a bus or coordinator given there
+	// replaces the file's instead of being opened beside it.
+	var code settings
+	for _, opt := range opts {
+		opt(&code)
+	}
+	namespace := cfg.Namespace
+	if code.namespace != "" {
+		namespace = code.namespace
+	}
 
 	// Everything opened so far, closed again if a later step fails.
 	var closers []func() error
@@ -55,7 +70,7 @@ func OpenConfig(cfg *config.Config, opts ...Option) (c *Cache, err error) {
 		if err != nil {
 			return nil, err
 		}
-		l, err := d.OpenLayer(ctx, scoped{b, cfg.Namespace})
+		l, err := d.OpenLayer(ctx, scoped{b, namespace})
 		if err != nil {
 			return nil, fmt.Errorf("layercache: %s (driver %q): %w", b.Path(), b.Driver, err)
 		}
@@ -73,10 +88,10 @@ func OpenConfig(cfg *config.Config, opts ...Option) (c *Cache, err error) {
 			}
 		}
 	}
-	stack := driver.Stack{Namespace: cfg.Namespace, Layers: layers}
+	stack := driver.Stack{Namespace: namespace, Layers: layers}
 
 	all := []Option{
-		WithNamespace(cfg.Namespace),
+		WithNamespace(namespace),
 		WithDegradation(Degradation{
 			Timeout:          cfg.Degradation.Timeout,
 			FailureThreshold: cfg.Degradation.FailureThreshold,
@@ -90,24 +105,24 @@ func OpenConfig(cfg *config.Config, opts ...Option) (c *Cache, err error) {
 			WithJitter(cfg.Defaults.Jitter),
 		),
 	}
-	if b := cfg.Bus; b != nil {
+	if b := cfg.Bus; b != nil && code.bus == nil {
 		d, err := lookupDriver[driver.BusDriver](b, "bus")
 		if err != nil {
 			return nil, err
 		}
-		bus, err := d.OpenBus(ctx, scoped{b, cfg.Namespace}, stack)
+		bus, err := d.OpenBus(ctx, scoped{b, namespace}, stack)
 		if err != nil {
 			return nil, fmt.Errorf("layercache: %s (driver %q): %w", b.Path(), b.Driver, err)
 		}
 		closers = append(closers, bus.Close)
 		all = append(all, WithBus(bus))
 	}
-	if b := cfg.Singleflight; b != nil {
+	if b := cfg.Singleflight; b != nil && code.coordinator == nil {
 		d, err := lookupDriver[driver.CoordinatorDriver](b, "singleflight")
 		if err != nil {
 			return nil, err
 		}
-		co, err := d.OpenCoordinator(ctx, scoped{b, cfg.Namespace}, stack)
+		co, err := d.OpenCoordinator(ctx, scoped{b, namespace}, stack)
 		if err != nil {
 			return nil, fmt.Errorf("layercache: %s (driver %q): %w", b.Path(), b.Driver, err)
 		}

@@ -84,9 +84,11 @@ func WithDegradation(d Degradation) Option { return func(c *settings) { c.degrad
 // [JSON]. []byte, string and time.Time values are always stored as they are.
 func WithCodec(codec Codec) Option { return func(c *settings) { c.codec = codec } }
 
-// WithClone makes every read return its own copy of the value (made by
-// encoding and decoding it), for callers that cannot promise not to mutate
-// what Get returns. It costs an encode and a decode per hit.
+// WithClone makes the cache keep and hand out copies (made by encoding and
+// decoding with the cache's codec), for callers that cannot promise not to
+// mutate values: Set and a load store a copy, so changing the value given to
+// Set or kept by a loader does not change the cache, and every read returns
+// its own copy. It costs an encode and a decode per hit and per write.
 func WithClone() Option { return func(c *settings) { c.clone = true } }
 
 // WithStrictWrites makes a load wait until the loaded value is written to

@@ -133,7 +133,7 @@ func TestDelete_WinsOverQueuedBackfill(t *testing.T) {
 	g := newGate()
 	l2 := &hookLayer{byteLayer: newByteLayer()}
 	l2.onSet = func(context.Context, string) error { g.hold(); return nil }
-	l3 := newByteLayer()
+	l3 := sharedHook{&hookLayer{byteLayer: newByteLayer()}} // a second shared layer
 	seed := newCache(t, []driver.Layer{l3})
 	ctx := context.Background()
 	if err := layercache.Set(ctx, seed, "k", "old"); err != nil {

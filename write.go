@@ -28,6 +28,11 @@ func Set[V any](ctx context.Context, c *Cache, key string, v V, opts ...EntryOpt
 	if err := eo.validate(); err != nil {
 		return err
 	}
+	if c.clone { // the cache keeps its own copy; the caller may change v
+		if v, err = cloneValue(c.codec, v); err != nil {
+			return err
+		}
+	}
 	mem, wire, err := c.entries(v, false, &eo)
 	if err != nil {
 		return err
@@ -59,10 +64,10 @@ func (c *Cache) entries(v any, negative bool, eo *entryOptions) (mem, wire *driv
 	mem = &driver.Entry{Tags: slices.Clone(eo.tags), Negative: negative}
 	if ttl > 0 {
 		now := time.Now().UnixNano()
-		mem.StaleAt = now + int64(ttl)
+		mem.StaleAt = deadline(now, ttl)
 		mem.ExpiresAt = mem.StaleAt
 		if !negative {
-			mem.ExpiresAt += int64(eo.staleWindow())
+			mem.ExpiresAt = deadline(mem.StaleAt, eo.staleWindow())
 		}
 	}
 	if !negative {
@@ -121,14 +126,27 @@ func (c *Cache) store(ctx context.Context, cl *call, key string, v any, negative
 	if len(remote) == 0 {
 		return false
 	}
+	cl.wire = wire // read by an undo only after the write ended
 	// With nothing in process to serve the value meanwhile, a background
 	// write would only make the next read load again.
 	if c.strictWrites || c.coordinator != nil || !inProcess {
-		_ = c.writeGuarded(context.WithoutCancel(ctx), cl, key, remote, wire)
-		return false
+		c.writeRemote(context.WithoutCancel(ctx), cl, key, remote, wire)
+		return true // guarded for the grace period, as a background write
 	}
-	cl.wire = wire // read by an undo only after the write ended
 	return c.enqueue(ctx, writeJob{call: cl, key: key, layers: remote, entry: wire})
+}
+
+// forget removes key from every layer and tells the other instances, for a
+// load that found the value gone when absences are not cached.
+func (c *Cache) forget(ctx context.Context, key string) {
+	keys := []string{key}
+	errs := c.change(
+		func() { c.flights.invalidateKeys(keys) },
+		func(l *layer) error { return l.del(ctx, keys) })
+	errs = append(errs, c.publish(ctx, driver.Message{Op: driver.OpDelete, Keys: keys}))
+	if err := joinErrors(slices.DeleteFunc(errs, isNil)); err != nil {
+		c.logger.Debug("layercache: cannot remove a value its loader found gone", "key", key, "err", err)
+	}
 }
 
 // Delete removes keys from every layer, then tells the other instances. A

@@ -89,7 +89,8 @@ func (c *Cache) writeGuarded(ctx context.Context, cl *call, key string, layers [
 			continue
 		}
 		if cl != nil && c.flights.stale(cl, e) {
-			_ = l.del(ctx, []string{key})
+			// Only our own value: a Set may have replaced it already.
+			_ = l.deleteIfHolds(ctx, key, e)
 		}
 	}
 	return joinErrors(errs)
@@ -115,14 +116,21 @@ func (c *Cache) runWriteJob(job writeJob) {
 		}
 		return
 	}
-	err := c.writeGuarded(ctx, job.call, job.key, job.layers, job.entry)
-	if job.call != nil && c.flights.written(job.call) {
+	c.writeRemote(ctx, job.call, job.key, job.layers, job.entry)
+}
+
+// writeRemote writes a loaded or backfilled entry to layers outside the
+// process and keeps cl guarded for the grace period after, so that an
+// invalidation heard late still takes the value back.
+func (c *Cache) writeRemote(ctx context.Context, cl *call, key string, layers []*layer, e *driver.Entry) {
+	err := c.writeGuarded(ctx, cl, key, layers, e)
+	if cl != nil && c.flights.written(cl) {
 		// Invalidated while the write ran, too late for writeGuarded's
 		// own check on some layer: take the value back everywhere.
-		c.undoWrites([]*call{job.call})
+		c.undoWrites([]*call{cl})
 	}
 	if err != nil {
-		c.logger.Debug("layercache: background write failed", "key", job.key, "err", err)
+		c.logger.Debug("layercache: write failed", "key", key, "err", err)
 	}
 }
 

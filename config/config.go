@@ -95,7 +95,7 @@ type Defaults struct {
 	// Jitter spreads expiries: each TTL is shortened by a random fraction
 	// of up to Jitter of itself, so entries written together do not all
 	// expire together. From 0 (none) up to but not including 1.
-	// Default: 0.1.
+	// Default: 0.
 	Jitter float64 `yaml:"jitter"`
 }
 
@@ -103,7 +103,17 @@ type Defaults struct {
 // document leaves out. An explicit value, zero included, replaces them.
 var (
 	defaultDegradation = Degradation{Timeout: 100 * time.Millisecond, RetryAfter: 10 * time.Second, FailureThreshold: 5}
-	defaultDefaults    = Defaults{TTL: 5 * time.Minute, NegativeTTL: 30 * time.Second, Jitter: 0.1}
+	defaultDefaults    = Defaults{TTL: DefaultTTL, NegativeTTL: DefaultNegativeTTL}
+)
+
+// DefaultTTL and DefaultNegativeTTL are the entry lifetimes of every cache
+// unless its configuration (the defaults block, or WithDefaults in code)
+// says otherwise; stale windows and jitter are off by default. A cache
+// built by layercache.New and one opened from a file that leaves the
+// defaults block out behave the same.
+const (
+	DefaultTTL         = 5 * time.Minute
+	DefaultNegativeTTL = 30 * time.Second
 )
 
 // topKeys are the keys a document may have at its top level.

@@ -165,7 +165,7 @@ func TestParse_LeftOutKeysTakeDefaults(t *testing.T) {
 	if c.Defaults != defaultDefaults {
 		t.Errorf("Defaults = %+v, want %+v", c.Defaults, defaultDefaults)
 	}
-	if defaultDefaults.Jitter == 0 || defaultDefaults.TTL == 0 {
+	if defaultDefaults.TTL == 0 || defaultDefaults.NegativeTTL == 0 {
 		t.Fatal("defaults changed: update this test")
 	}
 }

@@ -51,11 +51,12 @@ type Shared interface {
 	Shared()
 }
 
-// ConditionalDeleter is implemented by shared layers that can delete a key
-// only while it still holds a given entry. The cache uses it to take back a
-// value it wrote moments before it heard that another instance had changed
-// the key, without deleting that instance's newer value. Without it the
-// cache deletes the key outright, which is safe but costs a load.
+// ConditionalDeleter is implemented by layers that can delete a key only
+// while it still holds a given entry. The cache uses it to take back a value
+// it wrote moments before it heard of a change to the key (a Set or Delete
+// here, or another instance's), without deleting the newer value that change
+// wrote. Without it the cache deletes the key outright, which is safe but
+// costs a load.
 type ConditionalDeleter interface {
 	Layer
 	// DeleteIfHolds deletes key if the layer holds exactly e there (as

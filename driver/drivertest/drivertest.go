@@ -59,6 +59,7 @@ func RunLayerTests(t *testing.T, open func(t *testing.T) driver.Layer, opts Opti
 		{"BatchGetterAgreesWithGet", s.testGetMany},
 		{"BatchSetterAgreesWithSet", s.testSetMany},
 		{"ClearerEmptiesLayer", s.testClear},
+		{"ConditionalDeleterSparesOtherEntries", s.testDeleteIfHolds},
 		{"TagInvalidatorRemovesExactlyTaggedEntries", s.testInvalidateTags},
 		{"PingerReportsHealthyLayer", s.testPing},
 		{"NamerGivesName", s.testName},

@@ -210,3 +210,25 @@ func (s *suite) testAs(t *testing.T, h *harness) {
 		t.Error("As(nil) = true")
 	}
 }
+
+func (s *suite) testDeleteIfHolds(t *testing.T, h *harness) {
+	cd, ok := h.l.(driver.ConditionalDeleter)
+	if !ok {
+		t.Skip("the layer is not a driver.ConditionalDeleter")
+	}
+	mine := h.entry([]byte("mine"))
+	newer := h.entry([]byte("newer"))
+	h.set("k", newer)
+	if err := cd.DeleteIfHolds(h.ctx, "k", mine); err != nil {
+		t.Fatalf("DeleteIfHolds of an entry the layer does not hold: %v", err)
+	}
+	h.expect("k", newer) // someone else's entry survives
+	if err := cd.DeleteIfHolds(h.ctx, "absent", mine); err != nil {
+		t.Fatalf("DeleteIfHolds of an absent key: %v", err)
+	}
+	h.set("k", mine)
+	if err := cd.DeleteIfHolds(h.ctx, "k", mine); err != nil {
+		t.Fatalf("DeleteIfHolds: %v", err)
+	}
+	h.expect("k", nil)
+}

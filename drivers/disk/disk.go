@@ -29,8 +29,9 @@ var (
 	// ErrValueTooLarge is wrapped by the error a write returns when a
 	// record (key, encoded value and header) is larger than a segment or
 	// than MaxSize. The record is not written and any older value under
-	// the key is removed.
-	ErrValueTooLarge = errors.New("layercache/disk: value too large")
+	// the key is removed. It wraps [driver.ErrRefused]: the layer is
+	// healthy.
+	ErrValueTooLarge = fmt.Errorf("layercache/disk: value too large (%w)", driver.ErrRefused)
 
 	// ErrClosed is returned by operations on a closed layer.
 	ErrClosed = errors.New("layercache/disk: layer is closed")

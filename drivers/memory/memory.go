@@ -153,6 +153,18 @@ func (l *Layer) Delete(_ context.Context, keys ...string) error {
 	return nil
 }
 
+// DeleteIfHolds removes key only while the layer holds exactly e there (the
+// same pointer given to Set), so a newer entry written meanwhile survives.
+func (l *Layer) DeleteIfHolds(_ context.Context, key string, e *driver.Entry) error {
+	l.cache.ComputeIfPresent(key, func(held *driver.Entry) (*driver.Entry, otter.ComputeOp) {
+		if held == e {
+			return nil, otter.InvalidateOp
+		}
+		return held, otter.CancelOp
+	})
+	return nil
+}
+
 // Clear removes every entry.
 func (l *Layer) Clear(context.Context) error {
 	l.cache.InvalidateAll()
@@ -219,9 +231,10 @@ func (l *Layer) Close() error {
 }
 
 var (
-	_ driver.Layer          = (*Layer)(nil)
-	_ driver.InProcess      = (*Layer)(nil)
-	_ driver.Namer          = (*Layer)(nil)
-	_ driver.Clearer        = (*Layer)(nil)
-	_ driver.TagInvalidator = (*Layer)(nil)
+	_ driver.Layer              = (*Layer)(nil)
+	_ driver.InProcess          = (*Layer)(nil)
+	_ driver.Namer              = (*Layer)(nil)
+	_ driver.Clearer            = (*Layer)(nil)
+	_ driver.TagInvalidator     = (*Layer)(nil)
+	_ driver.ConditionalDeleter = (*Layer)(nil)
 )

@@ -14,8 +14,9 @@ import (
 )
 
 // ErrValueTooLarge is wrapped by the error a write returns when an encoded
-// record is larger than Options.MaxValueSize. The record is not written.
-var ErrValueTooLarge = errors.New("layercache/redis: value too large")
+// record is larger than Options.MaxValueSize. The record is not written. It
+// wraps [driver.ErrRefused]: the layer is healthy.
+var ErrValueTooLarge = fmt.Errorf("layercache/redis: value too large (%w)", driver.ErrRefused)
 
 // The defaults of [Options].
 const (
