@@ -42,6 +42,7 @@ type Cache struct {
 
 	flights   *flights
 	writeBack *writeBack
+	journal   *journal
 
 	loads, loadErrors, deduped counter
 	staleServed, notFound      counter
@@ -64,7 +65,7 @@ func New(layers []driver.Layer, opts ...Option) (*Cache, error) {
 	if len(layers) == 0 {
 		return nil, errors.New("layercache: no layers")
 	}
-	cfg := settings{codec: JSON, namespace: "layercache", writeBack: 1024}
+	cfg := settings{codec: JSON, namespace: "layercache", writeBack: 1024, journal: 10000}
 	for _, opt := range opts {
 		opt(&cfg)
 	}
@@ -73,6 +74,9 @@ func New(layers []driver.Layer, opts ...Option) (*Cache, error) {
 	}
 	if cfg.writeBack <= 0 {
 		return nil, errors.New("layercache: write-back queue must hold at least one write")
+	}
+	if cfg.journal <= 0 {
+		return nil, errors.New("layercache: invalidation journal must hold at least one change")
 	}
 	if e, ok := cfg.observer.(interface{ Enabled() bool }); ok && !e.Enabled() {
 		cfg.observer = nil // it would record nothing; keep the hit path bare
@@ -116,6 +120,10 @@ func New(layers []driver.Layer, opts ...Option) (*Cache, error) {
 	if c.layers[0].inProcess {
 		c.l1 = c.layers[0]
 	}
+	c.journal = newJournal(cfg.journal)
+	for _, l := range c.layers {
+		l.recovered = c.journal.poke
+	}
 	c.writeBack = newWriteBack(cfg.writeBack, c.runWriteJob)
 	if c.bus != nil {
 		if err := c.bus.Subscribe(context.Background(), c.onMessage, c.onBusReset); err != nil {
@@ -123,6 +131,7 @@ func New(layers []driver.Layer, opts ...Option) (*Cache, error) {
 			return nil, err
 		}
 	}
+	go c.runJournal(min(max(d.RetryAfter/4, 50*time.Millisecond), time.Second))
 	return c, nil
 }
 
@@ -143,6 +152,9 @@ func (c *Cache) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
 		var errs []error
+		// Failed invalidations get a last chance while layers and bus
+		// are open.
+		c.stopJournal()
 		// The bus first: its messages may queue undo writes.
 		if c.bus != nil {
 			errs = append(errs, c.bus.Close())

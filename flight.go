@@ -88,13 +88,11 @@ type call struct {
 
 	// early is closed when the leader found a value it may serve while it
 	// refreshes it (stale-while-revalidate, early refresh): waiters take
-	// that one at once instead of waiting for the refresh. Its fields are
-	// written once, before early is closed.
-	early      chan struct{}
-	earlyVal   any
-	earlyErr   error
-	earlyLayer string
-	earlyStale bool // earlyVal is past its freshness
+	// served at once instead of waiting for the refresh. Both are set
+	// under flights.mu, early only once a waiter joins, so a load nobody
+	// waits for allocates neither.
+	early  chan struct{}
+	served *served
 
 	// invalidated is set when the key (or one of its tags) was
 	// invalidated after the call began: a load's value is returned to the
@@ -132,7 +130,7 @@ func newFlights() *flights {
 // newCall copies tags: they come from the caller's options, which must not
 // escape to the heap on the hit path. f.mu is held.
 func (f *flights) newCall(key string, tags []string) *call {
-	return &call{key: key, tags: slices.Clone(tags), begun: f.seq.Load(), done: make(chan struct{}), early: make(chan struct{})}
+	return &call{key: key, tags: slices.Clone(tags), begun: f.seq.Load(), done: make(chan struct{})}
 }
 
 // join returns the running call for key, or registers a new one and
@@ -142,6 +140,12 @@ func (f *flights) join(key string, tags []string) (c *call, leader bool) {
 	defer f.mu.Unlock()
 	if c, ok := f.loading[key]; ok {
 		c.waiters.Add(1)
+		if c.early == nil {
+			c.early = make(chan struct{})
+			if c.served != nil {
+				close(c.early)
+			}
+		}
 		return c, false
 	}
 	c = f.newCall(key, tags)
@@ -193,21 +197,27 @@ func (f *flights) finish(c *call, val any, err error, keep bool) {
 	close(c.done)
 }
 
+// served is a value the leader of a call hands its waiters while it
+// refreshes the value.
+type served struct {
+	val   any
+	err   error
+	layer string
+	stale bool // val is past its freshness
+}
+
 // serveEarly hands the waiters of c a value to return while the leader
 // refreshes it. It does nothing once c is settled or already serving one.
-func (f *flights) serveEarly(c *call, val any, err error, layer string, stale bool) {
+func (f *flights) serveEarly(c *call, s served) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if c.settled {
+	if c.settled || c.served != nil {
 		return
 	}
-	select {
-	case <-c.early:
-		return
-	default:
+	c.served = &s
+	if c.early != nil {
+		close(c.early)
 	}
-	c.earlyVal, c.earlyErr, c.earlyLayer, c.earlyStale = val, err, layer, stale
-	close(c.early)
 }
 
 // abandon wakes the waiters without a result so that one of them loads.
@@ -258,7 +268,8 @@ func (f *flights) prune(now time.Time) {
 }
 
 // wait blocks until c has a result, a value served early, or ctx ends. It
-// reports which of the first two it got; a result is preferred.
+// reports which of the first two it got; a result is preferred. Only a
+// caller that joined c as a waiter may call it.
 func (c *call) wait(ctx context.Context) (early bool, err error) {
 	select {
 	case <-c.done:

@@ -264,19 +264,20 @@ func callResult[V any](c *Cache, cl *call) (V, error) {
 // earlyResult is what a waiter returns when the leader serves it a value
 // while it refreshes.
 func earlyResult[V any](ctx context.Context, c *Cache, cl *call, out *Outcome) (V, error) {
-	out.set(ResultHit, cl.earlyLayer)
-	if cl.earlyStale {
+	s := cl.served // set before early was closed
+	out.set(ResultHit, s.layer)
+	if s.stale {
 		c.staleServed.add(1)
-		out.set(ResultStale, cl.earlyLayer)
-		c.event(ctx, Event{Kind: EventStaleServed, Layer: cl.earlyLayer, Key: cl.key})
+		out.set(ResultStale, s.layer)
+		c.event(ctx, Event{Kind: EventStaleServed, Layer: s.layer, Key: cl.key})
 	}
 	var zero V
-	if cl.earlyErr != nil {
-		return zero, cl.earlyErr
+	if s.err != nil {
+		return zero, s.err
 	}
-	v, ok := cl.earlyVal.(V)
-	if !ok && cl.earlyVal != nil {
-		return zero, fmt.Errorf("%w: key %q holds %T, not %T", ErrTypeMismatch, cl.key, cl.earlyVal, zero)
+	v, ok := s.val.(V)
+	if !ok && s.val != nil {
+		return zero, fmt.Errorf("%w: key %q holds %T, not %T", ErrTypeMismatch, cl.key, s.val, zero)
 	}
 	return cloneIf(c, v)
 }
@@ -301,7 +302,16 @@ type found[V any] struct {
 func read[V any](ctx context.Context, c *Cache, cl *call, key string, now int64) (found[V], error) {
 	stale := found[V]{layer: -1}
 	for i, l := range c.layers {
+		if !l.inProcess && c.journal.skips(i, key) {
+			// A removal of the key is still to reach this layer: what
+			// it holds is older than that.
+			l.misses.add(1)
+			continue
+		}
 		e, err := l.get(ctx, key)
+		if err == nil && e != nil && !l.inProcess && c.journal.skipsTags(i, e.Tags) {
+			e = nil
+		}
 		if err != nil {
 			if l.inProcess { // remote errors were counted by layer.exit
 				l.errors.Add(1)
@@ -409,7 +419,7 @@ func lead[V any](ctx context.Context, c *Cache, cl *call, key string, loader fun
 		// An entry fresh enough to serve while it is refreshed goes to the
 		// waiters now; the leader alone waits for the refresh.
 		if isFresh(r.entry, now) || now < deadline(r.entry.StaleAt, eo.swr) {
-			c.flights.serveEarly(cl, boxed(r.value, r.entry), negErr(r.entry), c.layers[r.layer].name, !isFresh(r.entry, now))
+			c.flights.serveEarly(cl, served{val: boxed(r.value, r.entry), err: negErr(r.entry), layer: c.layers[r.layer].name, stale: !isFresh(r.entry, now)})
 		}
 	}
 	// The entry that prompted this load, if any: a read finding only that

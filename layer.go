@@ -16,12 +16,14 @@ import (
 type layer struct {
 	driver.Layer
 	name      string
+	index     int // position in the stack
 	inProcess bool
 	shared    bool          // every instance uses it in common (driver.Shared)
 	timeout   time.Duration // zero for in-process layers and driver.Timeouters
 	budget    time.Duration // the time an operation may take, whoever enforces it
 	breaker   *breaker      // nil for in-process layers
 	observer  Observer      // nil when the cache has none
+	recovered func()        // called when the breaker closes again
 
 	hits, misses counter
 	errors       atomic.Uint64
@@ -31,7 +33,7 @@ type layer struct {
 }
 
 func newLayer(l driver.Layer, i int, d Degradation, o Observer) *layer {
-	w := &layer{Layer: l, hits: newCounter(), misses: newCounter(), observer: o}
+	w := &layer{Layer: l, index: i, hits: newCounter(), misses: newCounter(), observer: o}
 	if n, ok := l.(driver.Namer); ok {
 		w.name = n.Name()
 	} else {
@@ -51,6 +53,10 @@ func newLayer(l driver.Layer, i int, d Degradation, o Observer) *layer {
 	w.breaker = newBreaker(d)
 	return w
 }
+
+// errUnsupported is the cause for an operation the layer does not offer:
+// it is not a failure to journal and retry.
+var errUnsupported = errors.New("the layer does not support this operation")
 
 // enter and exit bracket every operation on a layer that is not in-process:
 // together they are the single place where the degradation policy lives.
@@ -101,6 +107,9 @@ func (l *layer) exit(ctx context.Context, op string, t ticket, err error) error 
 		o = undecided
 	}
 	changed, to := l.breaker.done(t.probe, o)
+	if changed && to == BreakerClosed && l.recovered != nil {
+		l.recovered()
+	}
 	if l.observer != nil {
 		l.observer.Event(ctx, Event{Kind: EventLayerOp, Layer: l.name, Op: op, Duration: took, Err: err})
 		if changed {
@@ -195,7 +204,7 @@ func (l *layer) deleteIfHolds(ctx context.Context, key string, e *driver.Entry) 
 func (l *layer) invalidateTags(ctx context.Context, tags []string) error {
 	ti, ok := l.Layer.(driver.TagInvalidator)
 	if !ok {
-		return &LayerError{Op: "invalidate", Layer: l.name, Err: errors.New("layer does not support tags")}
+		return &LayerError{Op: "invalidate", Layer: l.name, Err: errUnsupported}
 	}
 	return l.do(ctx, "invalidate", func(ctx context.Context) error { return ti.InvalidateTags(ctx, tags...) })
 }
@@ -203,7 +212,7 @@ func (l *layer) invalidateTags(ctx context.Context, tags []string) error {
 func (l *layer) clear(ctx context.Context) error {
 	cl, ok := l.Layer.(driver.Clearer)
 	if !ok {
-		return &LayerError{Op: "clear", Layer: l.name, Err: errors.New("layer cannot be cleared")}
+		return &LayerError{Op: "clear", Layer: l.name, Err: errUnsupported}
 	}
 	return l.do(ctx, "clear", cl.Clear)
 }

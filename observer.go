@@ -126,10 +126,16 @@ const (
 	// EventWriteBackDropped: a background write was dropped because the
 	// queue was full.
 	EventWriteBackDropped
+	// EventJournalReplayed: invalidations that had failed on a layer or
+	// the bus were replayed.
+	EventJournalReplayed
+	// EventJournalLost: an invalidation that failed could not be kept
+	// because the journal was full; the in-process layers were dropped.
+	EventJournalLost
 )
 
 var eventNames = [...]string{"", "layer_op", "backfill", "deduplicated", "stale_served", "breaker_open",
-	"breaker_close", "bus_in", "bus_out", "invalidation", "write_back_dropped"}
+	"breaker_close", "bus_in", "bus_out", "invalidation", "write_back_dropped", "journal_replayed", "journal_lost"}
 
 func (k EventKind) String() string {
 	if int(k) < len(eventNames) {

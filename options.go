@@ -23,6 +23,7 @@ type settings struct {
 	logger       *slog.Logger
 	namespace    string
 	writeBack    int
+	journal      int
 	observer     Observer
 }
 
@@ -116,3 +117,9 @@ func WithNamespace(ns string) Option { return func(c *settings) { c.namespace = 
 // [Stats].WriteBackDropped: the value is then loaded again on a later miss.
 // Default: 1024.
 func WithWriteBackQueue(n int) Option { return func(c *settings) { c.writeBack = n } }
+
+// WithJournalSize bounds how many failed invalidations (keys, tags, clears)
+// the cache keeps to replay once their layer or the bus is back. When it is
+// full, further failures are counted in [Stats].JournalLost and the cache
+// drops its in-process layers instead. Default: 10000.
+func WithJournalSize(n int) Option { return func(c *settings) { c.journal = n } }

@@ -17,6 +17,14 @@ type Stats struct {
 	BusPublished uint64 // messages sent to other instances
 	BusReceived  uint64 // messages from other instances applied
 	BusErrors    uint64 // messages that could not be sent or were malformed
+
+	// JournalPending is how many failed invalidations wait to be
+	// replayed on a layer or the bus; JournalReplayed how many were;
+	// JournalLost how many could not be kept (journal full, or pending at
+	// Close).
+	JournalPending  int
+	JournalReplayed uint64
+	JournalLost     uint64
 }
 
 // LayerStats are one layer's counters.
@@ -48,6 +56,9 @@ func (c *Cache) Stats() Stats {
 		BusPublished:     c.busOut.Load(),
 		BusReceived:      c.busIn.Load(),
 		BusErrors:        c.busErrors.Load(),
+		JournalPending:   int(c.journal.pending.Load()),
+		JournalReplayed:  c.journal.replayed.Load(),
+		JournalLost:      c.journal.lost.Load(),
 	}
 	for _, l := range c.layers {
 		ls := LayerStats{

@@ -2,6 +2,7 @@ package layercache
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -38,16 +39,15 @@ func Set[V any](ctx context.Context, c *Cache, key string, v V, opts ...EntryOpt
 		return err
 	}
 	keys := []string{key}
-	errs := c.change(
+	return c.apply(ctx,
 		func() { c.flights.invalidateKeys(keys) },
 		func(l *layer) error {
 			if l.inProcess {
 				return l.set(ctx, key, mem)
 			}
 			return l.set(ctx, key, wire)
-		})
-	errs = append(errs, c.publish(ctx, driver.Message{Op: driver.OpSet, Keys: []string{key}}))
-	return joinErrors(slices.DeleteFunc(errs, isNil))
+		},
+		driver.Message{Op: driver.OpSet, Keys: keys})
 }
 
 func isNil(err error) bool { return err == nil }
@@ -140,11 +140,11 @@ func (c *Cache) store(ctx context.Context, cl *call, key string, v any, negative
 // load that found the value gone when absences are not cached.
 func (c *Cache) forget(ctx context.Context, key string) {
 	keys := []string{key}
-	errs := c.change(
+	err := c.apply(ctx,
 		func() { c.flights.invalidateKeys(keys) },
-		func(l *layer) error { return l.del(ctx, keys) })
-	errs = append(errs, c.publish(ctx, driver.Message{Op: driver.OpDelete, Keys: keys}))
-	if err := joinErrors(slices.DeleteFunc(errs, isNil)); err != nil {
+		func(l *layer) error { return l.del(ctx, keys) },
+		driver.Message{Op: driver.OpDelete, Keys: keys})
+	if err != nil {
 		c.logger.Debug("layercache: cannot remove a value its loader found gone", "key", key, "err", err)
 	}
 }
@@ -193,30 +193,66 @@ func (c *Cache) invalidate(ctx context.Context, op Operation, guard func(), appl
 	}
 	ctx = c.begin(ctx, op)
 	defer func() { c.finish(ctx, op, Outcome{Err: err}) }()
-	errs := c.change(guard, func(l *layer) error { return apply(ctx, l) })
-	errs = append(errs, c.publish(ctx, m))
-	return joinErrors(slices.DeleteFunc(errs, isNil))
+	return c.apply(ctx, guard, func(l *layer) error { return apply(ctx, l) }, m)
 }
 
-// change applies a write or invalidation to every layer so that no read
-// running meanwhile can put an older value back: guard marks the loads and
-// reads in flight, then the layers outside the process change, then guard
-// marks again the reads that started meanwhile (they may have read the
-// older value there), and only then do the in-process layers change. It
-// returns the layers' errors.
-func (c *Cache) change(guard func(), apply func(*layer) error) []error {
+// apply makes a change (m says which) in every layer so that no read running
+// meanwhile can put an older value back, then tells the other instances:
+// guard marks the loads and reads in flight, then the layers outside the
+// process change, then guard marks again the reads that started meanwhile
+// (they may have read the older value there), and only then do the
+// in-process layers change. What fails on a layer outside the process or on
+// the bus is journaled and replayed once it is back. It returns the
+// failures, joined *LayerErrors.
+func (c *Cache) apply(ctx context.Context, guard func(), change func(*layer) error, m driver.Message) error {
 	var errs []error
+	var failed uint64
 	guard()
 	for _, l := range c.layers {
-		if !l.inProcess {
-			errs = append(errs, apply(l))
+		if l.inProcess {
+			continue
+		}
+		if err := change(l); err != nil {
+			errs = append(errs, err)
+			if journalable(err) && l.index < maxJournaledLayers {
+				failed |= 1 << l.index
+			}
 		}
 	}
 	guard()
 	for _, l := range c.layers {
 		if l.inProcess {
-			errs = append(errs, apply(l))
+			errs = append(errs, change(l))
 		}
 	}
-	return errs
+	perr := c.publish(ctx, m)
+	errs = append(errs, perr)
+	if lost := c.journal.record(m, failed, perr != nil); lost > 0 {
+		c.journalOverflow(ctx, lost)
+	}
+	return joinErrors(slices.DeleteFunc(errs, isNil))
+}
+
+// journalable says whether a failed change must be replayed: a layer that
+// refused the value (and removed the older one) or that does not offer the
+// operation will not do better later.
+func journalable(err error) bool {
+	return !errors.Is(err, driver.ErrRefused) && !errors.Is(err, errUnsupported)
+}
+
+// journalOverflow is the fallback when failed invalidations cannot be kept:
+// this instance drops what it holds in process, so that at least it does
+// not keep serving values it knows were changed, and the loss is counted.
+func (c *Cache) journalOverflow(ctx context.Context, lost int) {
+	c.journal.lost.Add(uint64(lost))
+	c.logger.Warn("layercache: invalidation journal is full; failed invalidations are lost and in-process layers are dropped",
+		"lost", lost, "limit", c.journal.limit)
+	c.event(ctx, Event{Kind: EventJournalLost})
+	var inProcess []*layer
+	for _, l := range c.layers {
+		if l.inProcess {
+			inProcess = append(inProcess, l)
+		}
+	}
+	c.drop(inProcess)
 }
