@@ -171,7 +171,7 @@ func lookupDriver[D any](b *config.Block, role string) (D, error) {
 
 // shippedDrivers are the drivers in this module, for the hint in an unknown
 // driver error.
-var shippedDrivers = []string{"disk", "memory", "redis"}
+var shippedDrivers = []string{"disk", "memcached", "memory", "redis"}
 
 func unknownDriverError(b *config.Block, role string) error {
 	registered := "none"
