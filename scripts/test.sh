@@ -1,27 +1,42 @@
 #!/usr/bin/env bash
 # Runs the whole test suite the way CI does: gofmt, go vet, then go test -race.
-# The tests start their own redis-server processes on free loopback ports
-# (see internal/redistest), so redis-server and redis-cli must be installed;
-# when run as root this script installs them with apt-get.
+# The tests start their own redis-server and memcached processes on free
+# loopback ports (see internal/redistest and internal/memcachedtest), so
+# redis-server, redis-cli and memcached must be installed; when run as root
+# this script installs them with apt-get.
 #
 # Extra arguments go to `go test`, e.g. scripts/test.sh -run TestGet ./drivers/...
 # (with no package among them, ./... is tested).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+# need PACKAGE COMMAND...: the Debian package PACKAGE provides COMMANDs; it
+# is installed when one of them is missing and this script runs as root.
+apt_updated=0
+need() {
+	local pkg=$1 cmd missing=0
+	shift
+	for cmd in "$@"; do
+		command -v "$cmd" >/dev/null 2>&1 || missing=1
+	done
+	[ "$missing" -eq 0 ] && return 0
 	if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-		echo "test.sh: installing redis-server (the tests run their own servers on free ports)" >&2
-		apt-get update
-		DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server
+		echo "test.sh: installing $pkg (the tests run their own servers on free ports)" >&2
+		if [ "$apt_updated" -eq 0 ]; then
+			apt-get update
+			apt_updated=1
+		fi
+		DEBIAN_FRONTEND=noninteractive apt-get install -y "$pkg"
 	else
-		echo "test.sh: redis-server and redis-cli are needed by the tests." >&2
-		echo "  Debian/Ubuntu: sudo apt-get install redis-server" >&2
-		echo "  macOS:         brew install redis" >&2
+		echo "test.sh: the tests need $* ($pkg)." >&2
+		echo "  Debian/Ubuntu: sudo apt-get install $pkg" >&2
+		echo "  macOS:         brew install ${pkg%-server}" >&2
 		echo "  or re-run this script as root to have it installed." >&2
 		exit 1
 	fi
-fi
+}
+need redis-server redis-server redis-cli
+need memcached memcached
 
 # Package patterns on the command line replace ./...; everything else is
 # passed to go test as flags.
