@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/layercache/layercache/driver"
@@ -452,9 +453,19 @@ func lead[V any](ctx context.Context, c *Cache, cl *call, key string, loader fun
 		}
 	}
 
-	v, err := runLoader(ctx, c, key, loader)
+	v, err, frame := runLoader(ctx, c, key, loader)
 	out.set(ResultLoaded, "")
+	leo, noStore := frame.settle(*eo)
+	if err := leo.validate(); err != nil {
+		c.logger.Warn("layercache: a loader set invalid entry options; the call's own are used", "key", key, "err", err)
+		leo = *eo
+	}
+	eo = &leo
 	switch {
+	case err == nil && noStore:
+		c.flights.finish(cl, any(v), nil, false)
+		return cloneIf(c, v)
+
 	case err == nil:
 		held := any(v)
 		if c.clone {
@@ -525,9 +536,10 @@ func negErr(e *driver.Entry) error {
 // runLoader calls loader, turning a panic into a *PanicError. With an
 // observer the load is an operation of its own, so the loader's context can
 // carry its span.
-func runLoader[V any](ctx context.Context, c *Cache, key string, loader func(context.Context) (V, error)) (v V, err error) {
+func runLoader[V any](ctx context.Context, c *Cache, key string, loader func(context.Context) (V, error)) (v V, err error, frame *loadFrame) {
 	c.loads.add(1)
-	ctx = context.WithValue(ctx, loadFrameKey{}, &loadFrame{cache: c, key: key, parent: loadFrameOf(ctx)})
+	frame = &loadFrame{cache: c, key: key, parent: loadFrameOf(ctx)}
+	ctx = context.WithValue(ctx, loadFrameKey{}, frame)
 	if c.observer != nil {
 		op := Operation{Kind: OpLoad, Key: key}
 		ctx = c.observer.Begin(ctx, op)
@@ -538,7 +550,8 @@ func runLoader[V any](ctx context.Context, c *Cache, key string, loader func(con
 			err = &PanicError{Value: p, Stack: debug.Stack()}
 		}
 	}()
-	return loader(ctx)
+	v, err = loader(ctx)
+	return v, err, frame
 }
 
 // loadFrame is one load in a chain of loaders calling Get: the context a
@@ -549,6 +562,20 @@ type loadFrame struct {
 	cache  *Cache
 	key    string
 	parent *loadFrame
+
+	// What the loader decided about its entry (SetEntryOptions,
+	// DoNotStore); a loader may call those from goroutines of its own.
+	mu      sync.Mutex
+	opts    []EntryOption
+	noStore bool
+}
+
+// settle returns the call's options with the loader's applied, and
+// whether the loader asked not to store its value.
+func (f *loadFrame) settle(eo entryOptions) (entryOptions, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return eo.with(f.opts), f.noStore
 }
 
 type loadFrameKey struct{}

@@ -193,3 +193,43 @@ func TestGet_PrivateLayerHitDoesNotBackfillSharedLayer(t *testing.T) {
 		t.Fatal("a value read from the private disk layer was copied into shared Redis")
 	}
 }
+
+// A loader sets its entry's options from the value it loaded, or keeps it
+// out of the cache.
+func TestGet_LoaderDecidesAboutItsEntry(t *testing.T) {
+	c, _ := memCache(t)
+	ctx := context.Background()
+	if layercache.SetEntryOptions(ctx, layercache.WithTTL(time.Second)) || layercache.DoNotStore(ctx) {
+		t.Fatal("outside a loader, SetEntryOptions and DoNotStore must report false")
+	}
+	v, err := layercache.Get(ctx, c, "token", func(ctx context.Context) (string, error) {
+		// The token says it expires in 50ms; the call asked for an hour.
+		layercache.SetEntryOptions(ctx, layercache.WithTTL(50*time.Millisecond), layercache.WithTags("tokens"))
+		return "t1", nil
+	}, layercache.WithTTL(time.Hour), layercache.WithTags("auth"))
+	if err != nil || v != "t1" {
+		t.Fatal(v, err)
+	}
+	must(t, c.InvalidateTags(ctx, "tokens"))
+	if got := lookupString(t, c, "token"); got != "<miss>" {
+		t.Fatalf("the loader's tag did not reach the entry: Lookup = %s", got)
+	}
+	if _, err := layercache.Get(ctx, c, "token", func(ctx context.Context) (string, error) {
+		layercache.SetEntryOptions(ctx, layercache.WithTTL(50*time.Millisecond))
+		return "t2", nil
+	}, layercache.WithTTL(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the entry to expire on the loader's TTL", func() bool { return lookupString(t, c, "token") == "<miss>" })
+
+	v, err = layercache.Get(ctx, c, "partial", func(ctx context.Context) (string, error) {
+		layercache.DoNotStore(ctx)
+		return "partial", nil
+	})
+	if err != nil || v != "partial" {
+		t.Fatal(v, err)
+	}
+	if got := lookupString(t, c, "partial"); got != "<miss>" {
+		t.Fatalf("a value its loader asked not to store was stored: %s", got)
+	}
+}
