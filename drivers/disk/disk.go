@@ -53,6 +53,7 @@ type Layer struct {
 	maxRec   int64 // largest record accepted: min(segment size, maxSize)
 	interval time.Duration
 	env      envelope.Options
+	seal     *sealer // nil without encryption keys
 	log      *slog.Logger
 
 	// wmu serialises writes: nutsdb serialises them anyway, and holding
@@ -69,8 +70,9 @@ type Layer struct {
 	// so it bounds the dead data.
 	sinceMerge  atomic.Int64
 	mergeFailed atomic.Bool
-	merges      atomic.Int64 // completed compactions, for tests
-	tagBatches  atomic.Int64 // transactions committed by InvalidateTags, for tests
+	corrupt     atomic.Uint64 // records removed because they failed to decode
+	merges      atomic.Int64  // completed compactions, for tests
+	tagBatches  atomic.Int64  // transactions committed by InvalidateTags, for tests
 	mergeNow    chan struct{}
 
 	stop      chan struct{}
@@ -133,7 +135,15 @@ func open(o Options, dir string, lk *flock.Flock) (l *Layer, err error) {
 			_ = db.Close()
 		}
 	}()
-	scan, err := repair(dir, o.SegmentSize, o.Logger)
+	seal, err := newSealer(o.EncryptionKeys)
+	if err != nil {
+		return nil, err
+	}
+	tagsOf := plainTags
+	if seal != nil {
+		tagsOf = seal.sealedTags
+	}
+	scan, err := repair(dir, o.SegmentSize, o.Logger, tagsOf)
 	if err != nil {
 		return nil, err
 	}
@@ -150,6 +160,7 @@ func open(o Options, dir string, lk *flock.Flock) (l *Layer, err error) {
 		maxRec:   min(scan.segmentSize, o.MaxSize),
 		interval: o.MergeInterval,
 		env:      envelope.Options{CompressAbove: o.CompressAbove},
+		seal:     seal,
 		log:      o.Logger,
 		idx:      newIndex(),
 		mergeNow: make(chan struct{}, 1),
@@ -345,8 +356,10 @@ func (l *Layer) wrapErr(op string, err error) error {
 
 // Get returns the entry stored under key, or nil, nil on a miss. It never
 // returns an entry whose ExpiresAt has passed, nor one older than the
-// layer's TTL. A stored value that does not decode is an error wrapping
-// [envelope.ErrCorrupt]. The entry's Payload is the caller's own copy.
+// layer's TTL. A stored value that does not decode, or in an encrypted
+// layer does not authenticate, is an error wrapping [envelope.ErrCorrupt]
+// (and then [ErrUnauthenticated]), and is removed. The entry's Payload is
+// the caller's own copy.
 func (l *Layer) Get(ctx context.Context, key string) (*driver.Entry, error) {
 	if err := l.usable(ctx); err != nil {
 		return nil, err
@@ -371,7 +384,11 @@ func (l *Layer) Get(ctx context.Context, key string) (*driver.Entry, error) {
 		}
 		return nil, l.wrapErr("get", err)
 	}
-	return decode(key, v, now)
+	e, err := l.decode(key, v, now)
+	if err != nil {
+		l.discard(it)
+	}
+	return e, err
 }
 
 // present returns the index's item for key if it is live. Misses and
@@ -404,7 +421,41 @@ func (l *Layer) forget(it *item) {
 	}
 }
 
-func decode(key string, v []byte, now int64) (*driver.Entry, error) {
+// discard removes a record that failed to decode, unless the key has been
+// written since it was read.
+func (l *Layer) discard(it *item) {
+	l.corrupt.Add(1)
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if l.idx.items[it.key] != it {
+		return
+	}
+	if err := l.commitLocked(nil, []string{it.key}); err != nil {
+		l.log.Warn("layercache/disk: cannot remove a corrupt record", "dir", l.dir, "err", err)
+	}
+}
+
+// Stats are a disk layer's own counters since it was opened.
+type Stats struct {
+	// Corrupt counts records that Get or GetMany found corrupt (or, in an
+	// encrypted layer, unauthenticated) and removed. Each was also reported
+	// to the cache as an error wrapping envelope.ErrCorrupt.
+	Corrupt uint64
+}
+
+// Stats returns the layer's counters.
+func (l *Layer) Stats() Stats { return Stats{Corrupt: l.corrupt.Load()} }
+
+// decode turns a stored value into an entry: decrypted and authenticated
+// first in an encrypted layer.
+func (l *Layer) decode(key string, v []byte, now int64) (*driver.Entry, error) {
+	if l.seal != nil {
+		plain, err := l.seal.open(storeKey(key), v)
+		if err != nil {
+			return nil, unauthenticated(key, err)
+		}
+		v = plain
+	}
 	e, err := envelope.Unmarshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("layercache/disk: get %q: %w", key, err)
@@ -467,17 +518,27 @@ func (l *Layer) GetMany(ctx context.Context, keys []string) ([]*driver.Entry, er
 	for _, it := range absent {
 		l.forget(it)
 	}
+	var errs []error
 	for _, i := range want {
 		if vals[i] == nil {
 			continue
 		}
-		e, err := decode(keys[i], vals[i], now)
+		e, err := l.decode(keys[i], vals[i], now)
 		if err != nil {
-			return nil, err
+			l.discard(items[i])
+			errs = append(errs, err)
+			continue
 		}
 		out[i] = e
 	}
-	return out, nil
+	switch len(errs) {
+	case 0:
+		return out, nil
+	case 1:
+		return nil, errs[0]
+	}
+	// One is enough to say what is wrong; a thousand would bury it.
+	return nil, fmt.Errorf("%w (and %d more)", errs[0], len(errs)-1)
 }
 
 // write is one record to store.
@@ -505,6 +566,9 @@ func (l *Layer) prepare(key string, e *driver.Entry, now int64) (w write, ok boo
 		deadline = min(deadline, e.ExpiresAt)
 	}
 	val, err := envelope.Marshal(e, l.env)
+	if err == nil && l.seal != nil {
+		val, err = l.seal.seal(storeKey(key), val)
+	}
 	if err != nil {
 		return w, false, fmt.Errorf("layercache/disk: set %q: %w", key, err)
 	}

@@ -105,22 +105,33 @@ func TestConformance(t *testing.T) {
 	drivertest.RunLayerTests(t, open, drivertest.Options{Corrupt: corrupt})
 }
 
-func TestGet_CorruptValueIsErrCorrupt(t *testing.T) {
+func TestGet_CorruptValueIsErrCorruptAndRemoved(t *testing.T) {
 	l := openLayer(t, Options{Dir: t.TempDir()})
-	mustSet(t, l, "k", entry("v", time.Hour))
 	good, err := envelope.Marshal(entry("v", time.Hour), envelope.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	var n uint64
 	for name, b := range map[string][]byte{
 		"foreign":     []byte("hello"),
 		"flipped bit": func() []byte { c := bytes.Clone(good); c[len(c)-6] ^= 1; return c }(),
 		"truncated":   good[:len(good)-2],
 	} {
+		mustSet(t, l, "k", entry("v", time.Hour))
 		rawPut(t, l, "k", b)
 		e, err := l.Get(context.Background(), "k")
 		if !errors.Is(err, envelope.ErrCorrupt) || e != nil {
 			t.Errorf("%s: Get = %v, %v; want an error wrapping envelope.ErrCorrupt", name, e, err)
+		}
+		n++
+		if got := l.Stats().Corrupt; got != n {
+			t.Errorf("%s: Stats().Corrupt = %d, want %d", name, got, n)
+		}
+		if e := mustGet(t, l, "k"); e != nil {
+			t.Errorf("%s: the corrupt record was not removed: Get = %+v", name, e)
+		}
+		if l.Len() != 0 {
+			t.Errorf("%s: Len = %d after the corrupt record was removed", name, l.Len())
 		}
 	}
 }

@@ -30,6 +30,35 @@
 // returns, which survives the process being killed at any moment. A power
 // cut may lose the latest writes.
 //
+// # Encryption
+//
+// A disk is often readable, or writable, by more than the service: other
+// users of the host, backups, a stolen volume. With [Options.EncryptionKeys]
+// (encryption_keys in a configuration block) every record is encrypted and
+// authenticated with AES-256-GCM before it reaches nutsdb:
+//
+//	"LE" 1 | key id | salt | nonce | ciphertext of the envelope | GCM tag
+//
+// under a key derived for that record from the first configured key and a
+// random salt (HKDF-SHA256), with the record's header and nutsdb key as
+// additional data, so that a record cannot be moved under another key.
+// The key id names the configured key, so that a read finds it among all
+// listed keys: rotation is putting a new key first and dropping the old one
+// once what it encrypted has expired. A record that fails authentication
+// (altered bytes, a key that is not listed, a plain record in an encrypted
+// layer) is treated like a corrupt one: Get reports an error wrapping
+// [ErrUnauthenticated] and envelope.ErrCorrupt, the cache counts it and
+// loads, and the record is removed ([Layer.Stats] counts it).
+//
+// Keys come from the configuration file or, better, the environment:
+//
+//	LAYERCACHE_LAYERS__2__ENCRYPTION_KEYS=NEW_KEY_HEX,OLD_KEY_HEX
+//
+// as 64 hex digits or base64 (see [Key]); they never appear in logs, errors
+// or the output of fmt. Opening an encrypted layer decrypts every record
+// once, to rebuild the tag index. The cache keys themselves, the sizes of
+// records and their expiry are stored in the clear.
+//
 // # Tags
 //
 // [Layer.InvalidateTags] removes every entry written with one of the given
@@ -104,7 +133,7 @@
 //
 // Each case is logged at warning level through [Options.Logger]. A value
 // whose envelope fails to decode is reported by Get as an error wrapping
-// envelope.ErrCorrupt. Should nutsdb still panic, in New or in an
+// envelope.ErrCorrupt, and removed. Should nutsdb still panic, in New or in an
 // operation, the panic becomes an error; after a panic inside a transaction
 // (nutsdb then leaves its lock held) the layer refuses further operations
 // until it is reopened.

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"math"
 	"time"
+
+	"github.com/layercache/layercache/internal/keyring"
 )
 
 // The defaults of [Options].
@@ -24,6 +26,8 @@ const (
 	// make compaction coarser and the space held by the active segment
 	// larger, for no gain in speed.
 	defaultSegmentCap = 64 << 20
+	// encryptionKeySize is the size of an AES-256 key.
+	encryptionKeySize = 32
 	// maxTTL is the longest lifetime nutsdb's 32-bit TTL (seconds) holds.
 	maxTTL = time.Duration(math.MaxUint32) * time.Second
 )
@@ -76,6 +80,27 @@ type Options struct {
 	// Default: 0, compression off. Negative is an error.
 	CompressAbove int `yaml:"compress_above"`
 
+	// EncryptionKeys turn on encryption: every record is written
+	// encrypted and authenticated with AES-256-GCM under the first key
+	// (more exactly, under a key derived from it for that record), and
+	// carries that key's id, so that reads accept a record of any listed
+	// key. A record that fails authentication (altered on disk, encrypted
+	// with a key not listed, or written without encryption) is corrupt:
+	// Get reports an error wrapping [ErrUnauthenticated] and
+	// envelope.ErrCorrupt, the cache counts it and treats it as a miss, and
+	// the record is removed. Values and tags are encrypted; the cache keys
+	// (nutsdb's keys), record sizes and expiry times are not.
+	//
+	// Rotation: put a new key first and keep the old one after it; records
+	// written from then on use the new key. Drop the old key once the
+	// records it encrypted have expired (TTL) or been rewritten; records of
+	// a dropped key are removed as they are found.
+	//
+	// Each key is 32 bytes; see [Key] for the text form. Turning
+	// encryption on or off for a directory that holds entries makes those
+	// entries misses. Default: none, records are stored in plain text.
+	EncryptionKeys []Key `yaml:"encryption_keys"`
+
 	// Logger receives warnings about data the layer had to discard when it
 	// opened a damaged directory, and about failed compactions.
 	// Default: slog.Default().
@@ -101,6 +126,18 @@ func (o *Options) validate() *optionError {
 		return &optionError{"merge_interval", fmt.Sprintf("must not be negative, got %v", o.MergeInterval)}
 	case o.CompressAbove < 0:
 		return &optionError{"compress_above", fmt.Sprintf("must not be negative, got %d", o.CompressAbove)}
+	}
+	seen := make(map[keyring.ID]int, len(o.EncryptionKeys))
+	for i, k := range o.EncryptionKeys {
+		name := fmt.Sprintf("encryption_keys[%d]", i)
+		if len(k) != encryptionKeySize {
+			return &optionError{name, fmt.Sprintf("must be %d bytes (64 hex digits or 44 base64 characters), got %d bytes", encryptionKeySize, len(k))}
+		}
+		id := keyring.IDOf(k)
+		if j, dup := seen[id]; dup {
+			return &optionError{name, fmt.Sprintf("is the same key as encryption_keys[%d]", j)}
+		}
+		seen[id] = i
 	}
 	maxSize := o.MaxSize
 	if maxSize == 0 {

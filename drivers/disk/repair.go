@@ -202,11 +202,15 @@ type scanner struct {
 	// intern holds one copy of each tag read, so that the index does not
 	// keep a string per entry for a tag that thousands of entries carry.
 	intern map[string]string
+	tagsOf func(storeKey, value []byte) []string
 }
 
 // repair makes dir safe for nutsdb to open and returns what it holds. It
 // must run while the layer's lock is held: it rewrites and removes files.
-func repair(dir string, segmentSize int64, log *slog.Logger) (*scanResult, error) {
+//
+// tagsOf reads the tags of a record's value, stored under storeKey, for the
+// tag index; it returns nil when they cannot be read.
+func repair(dir string, segmentSize int64, log *slog.Logger, tagsOf func(storeKey, value []byte) []string) (*scanResult, error) {
 	segs, err := listSegments(dir)
 	if err != nil {
 		return nil, err
@@ -222,7 +226,7 @@ func repair(dir string, segmentSize int64, log *slog.Logger) (*scanResult, error
 	for _, s := range segs {
 		segmentSize = max(segmentSize, s.size)
 	}
-	s := &scanner{dir: dir, log: log, bucketID: bucketID, segs: segs, intern: make(map[string]string)}
+	s := &scanner{dir: dir, log: log, bucketID: bucketID, segs: segs, intern: make(map[string]string), tagsOf: tagsOf}
 	for {
 		d, err := s.scan()
 		if err != nil {
@@ -454,7 +458,7 @@ func (s *scanner) scanSegment(i int) (*damage, error) {
 			// The value is at hand already: reading its tags here is what
 			// lets the layer rebuild its tag index without a second pass
 			// over the files.
-			tr.rec.tags = recordTags(rec[int64(n)+int64(h.ksz):], s.intern)
+			tr.rec.tags = internAll(s.tagsOf(rec[n:int64(n)+int64(h.ksz)], rec[int64(n)+int64(h.ksz):]), s.intern)
 		}
 		s.open.recs = append(s.open.recs, tr)
 		if h.status == uint64(nutsdb.Committed) {

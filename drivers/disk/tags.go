@@ -83,11 +83,28 @@ func (l *Layer) dropTagged(keys, tags []string) error {
 // it names: at worst an invalidation then deletes a value that Get reports
 // as corrupt and never returns.
 func recordTags(v []byte, intern map[string]string) []string {
+	return internAll(plainTags(nil, v), intern)
+}
+
+// plainTags reads the tags of the envelope v; see recordTags.
+func plainTags(_, v []byte) []string {
 	tags, err := envelope.Tags(v)
 	if err != nil {
 		return nil
 	}
-	return internAll(tags, intern)
+	return tags
+}
+
+// sealedTags reads the tags of an encrypted record. The record is
+// decrypted whole, which also authenticates it: opening an encrypted
+// layer costs a pass of AES-GCM over its data. A record that does not
+// decrypt gives no tags; Get removes it when it is read.
+func (s *sealer) sealedTags(storeKey, v []byte) []string {
+	plain, err := s.open(storeKey, v)
+	if err != nil {
+		return nil
+	}
+	return plainTags(nil, plain)
 }
 
 // internAll replaces each of tags by its copy in intern, adding new ones.

@@ -54,7 +54,7 @@ func (l *Layer) GetMany(ctx context.Context, keys []string) ([]*driver.Entry, er
 			switch v := v.(type) {
 			case nil: // miss
 			case string:
-				e, err := decode(keys[at], stringBytes(v), now)
+				e, err := l.decode(keys[at], stringBytes(v), now)
 				if err != nil {
 					errs = append(errs, err)
 					continue

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +14,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/layercache/layercache/driver"
+	"github.com/layercache/layercache/internal/keyring"
 )
 
 // DefaultBusTimeout is the default of BusOptions.Timeout.
@@ -49,8 +51,36 @@ type BusOptions struct {
 	// returns. Default: 250ms. Negative is an error.
 	Timeout time.Duration `yaml:"timeout"`
 
-	// Logger receives malformed messages and connection trouble, which
-	// have no caller to be returned to. Default: slog.Default().
+	// SigningKeys turn on signed messages: every message sent carries an
+	// HMAC-SHA256 by the first key, bound to the channel, and a message
+	// received is applied only if it carries a valid one by any of the
+	// keys. Anything else heard on the channel (unsigned, signed with
+	// another key, altered, or from another namespace's channel) is
+	// dropped and counted in BusStats.Unauthenticated, so that whoever can
+	// publish on the Redis server but holds no key cannot make instances
+	// drop their entries. Every instance of the namespace needs the same
+	// keys; a bus without keys still reads signed messages, unchecked.
+	//
+	// Rotation: add the new key after the old one on every instance, then
+	// move it first, then drop the old key once every instance signs with
+	// the new one.
+	//
+	// Each key has at least 32 bytes; see [Key] for the text form.
+	// Default: none, messages are not signed.
+	SigningKeys []Key `yaml:"signing_keys"`
+
+	// ReplayWindow is how far a signed message's send time may lie from
+	// the receiver's clock, either way. Older messages, and messages heard
+	// twice within the window, are dropped and counted in
+	// BusStats.Replayed, so a recorded message cannot be played back to
+	// invalidate entries again. The instances' clocks must agree to well
+	// within it. It needs SigningKeys.
+	// Default: 30s. Negative is an error.
+	ReplayWindow time.Duration `yaml:"replay_window"`
+
+	// Logger receives malformed and refused messages (at most one line a
+	// second) and connection trouble, which have no caller to be returned
+	// to. Default: slog.Default().
 	Logger *slog.Logger `yaml:"-"`
 }
 
@@ -60,6 +90,13 @@ type BusStats struct {
 	Received  uint64 // messages handed to the handler
 	Malformed uint64 // messages dropped because they could not be decoded
 	Resets    uint64 // subscriptions, the first one and each reconnection
+
+	// Unauthenticated counts messages dropped because signing keys are
+	// set and the message carried no valid signature by one of them.
+	Unauthenticated uint64
+	// Replayed counts validly signed messages dropped because they were
+	// sent outside the replay window or heard before.
+	Replayed uint64
 }
 
 // Bus is an invalidation bus on Redis pub/sub: one channel per namespace,
@@ -76,6 +113,8 @@ type Bus struct {
 	channel string
 	timeout time.Duration
 	logger  *slog.Logger
+	signer  *keyring.Signer // nil without signing keys
+	guard   *replayGuard    // nil without signing keys; used by deliver alone
 
 	mu        sync.Mutex
 	ps        *goredis.PubSub // guarded by mu; nil until Subscribe
@@ -83,6 +122,8 @@ type Bus struct {
 	delivered chan struct{}   // closed when the delivery goroutine returns; nil until Subscribe
 
 	published, received, malformed, resets atomic.Uint64
+	unauthenticated, replayed              atomic.Uint64
+	lastDropLog                            time.Time // used by deliver alone
 
 	closeOnce sync.Once
 	closeErr  error
@@ -98,8 +139,27 @@ func NewBus(o BusOptions) (*Bus, error) {
 }
 
 func newBus(o BusOptions, owned bool) (*Bus, error) {
+	var errs []error
 	if o.Timeout < 0 {
-		return nil, fmt.Errorf("layercache/redis: bus: timeout %v is negative", o.Timeout)
+		errs = append(errs, fmt.Errorf("timeout %v is negative", o.Timeout))
+	}
+	switch {
+	case o.ReplayWindow < 0:
+		errs = append(errs, fmt.Errorf("replay_window %v is negative", o.ReplayWindow))
+	case o.ReplayWindow > 0 && len(o.SigningKeys) == 0:
+		errs = append(errs, errors.New("replay_window needs signing_keys: only signed messages carry their send time"))
+	case o.ReplayWindow > 0 && o.ReplayWindow < time.Millisecond:
+		errs = append(errs, fmt.Errorf("replay_window %v is shorter than the 1ms resolution of send times", o.ReplayWindow))
+	}
+	var signer *keyring.Signer
+	if len(o.SigningKeys) > 0 {
+		var err error
+		if signer, err = keyring.NewSigner("signing_keys", busLabel, rawKeys(o.SigningKeys)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("layercache/redis: bus: %w", err)
 	}
 	b := &Bus{
 		client:  o.Client,
@@ -107,9 +167,17 @@ func newBus(o BusOptions, owned bool) (*Bus, error) {
 		channel: channelName(o.Namespace, "bus"),
 		timeout: o.Timeout,
 		logger:  o.Logger,
+		signer:  signer,
 	}
 	if b.timeout == 0 {
 		b.timeout = DefaultBusTimeout
+	}
+	if signer != nil {
+		w := o.ReplayWindow
+		if w == 0 {
+			w = DefaultReplayWindow
+		}
+		b.guard = newReplayGuard(w)
 	}
 	if b.logger == nil {
 		b.logger = slog.Default()
@@ -127,18 +195,21 @@ func (b *Bus) Stats() BusStats {
 		Received:  b.received.Load(),
 		Malformed: b.malformed.Load(),
 		Resets:    b.resets.Load(),
+
+		Unauthenticated: b.unauthenticated.Load(),
+		Replayed:        b.replayed.Load(),
 	}
 }
 
 // Publish sends m to every subscriber of the namespace, within
-// BusOptions.Timeout.
+// BusOptions.Timeout, signed when the bus has signing keys.
 func (b *Bus) Publish(ctx context.Context, m driver.Message) error {
 	if m.Op == 0 {
 		return errors.New("layercache/redis: bus: publish: message without an operation")
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
-	if err := b.client.Publish(ctx, b.channel, encodeMessage(m)).Err(); err != nil {
+	if err := b.client.Publish(ctx, b.channel, b.encode(m)).Err(); err != nil {
 		return opError(ctx, "bus: publish", err)
 	}
 	b.published.Add(1)
@@ -185,6 +256,11 @@ func (b *Bus) Subscribe(ctx context.Context, handle func(driver.Message), reset 
 	if err != nil {
 		if isServerError(err) {
 			_ = ps.Close()
+			if isPermissionError(err) || isAuthError(err) {
+				u := username(b.client)
+				return fmt.Errorf("%w: bus: Redis user %q may not use channel %s (grant it with ACL SETUSER %s &%s, +subscribe and +publish): %w",
+					ErrPermission, u, b.channel, u, globEscape(b.channel), err)
+			}
 			return fmt.Errorf("layercache/redis: bus: cannot use channel %q: %w", b.channel, err)
 		}
 		if ctx.Err() != nil {
@@ -239,17 +315,82 @@ func (b *Bus) deliver(msgs <-chan any, handle func(driver.Message), reset func()
 				reset()
 			}
 		case *goredis.Message:
-			msg, err := decodeMessage(m.Payload)
-			switch {
-			case errors.Is(err, errProbe):
-			case err != nil:
-				b.malformed.Add(1)
-				b.logger.Warn("layercache/redis: bus: dropping malformed message", "channel", b.channel, "bytes", len(m.Payload), "err", err)
-			default:
+			if msg, ok := b.receive(m.Payload); ok {
 				handle(msg)
 				b.received.Add(1)
 			}
 		}
+	}
+}
+
+// encode returns the wire form of m: signed when the bus has keys.
+func (b *Bus) encode(m driver.Message) []byte {
+	if b.signer == nil {
+		return encodeMessage(m)
+	}
+	var nonce [nonceSize]byte
+	for i := range nonceSize / 8 {
+		binary.LittleEndian.PutUint64(nonce[8*i:], rand.Uint64())
+	}
+	return encodeSigned(m, time.Now().UnixMilli(), nonce, b.signer, b.channel)
+}
+
+// receive decodes a payload heard on the channel and decides whether it is
+// applied. With signing keys, only a validly signed message that is not a
+// replay is; probes are ignored, whoever sent them, since they do nothing.
+func (b *Bus) receive(p string) (driver.Message, bool) {
+	if p == string(probeMessage) {
+		return driver.Message{}, false
+	}
+	if b.signer == nil {
+		m, err := b.decodeUnchecked(p)
+		if err != nil {
+			if !errors.Is(err, errProbe) {
+				b.drop(&b.malformed, "malformed", len(p), err)
+			}
+			return driver.Message{}, false
+		}
+		return m, true
+	}
+	body, err := b.signer.Verify(stringBytes(p), b.channel)
+	if err != nil {
+		b.drop(&b.unauthenticated, "unauthenticated", len(p), err)
+		return driver.Message{}, false
+	}
+	sm, err := decodeSigned(p[:len(body)]) // body is that prefix of p
+	if err != nil {
+		// Signed by a holder of a key, yet not a message of this version.
+		b.drop(&b.malformed, "malformed", len(p), err)
+		return driver.Message{}, false
+	}
+	if !b.guard.admit(time.Now().UnixMilli(), sm.sentAt, sm.nonce) {
+		b.drop(&b.replayed, "replayed or outside the replay window", len(p),
+			fmt.Errorf("sent at %s", time.UnixMilli(sm.sentAt).UTC().Format(time.RFC3339Nano)))
+		return driver.Message{}, false
+	}
+	return sm.Message, true
+}
+
+// decodeUnchecked decodes a message of either version without checking a
+// signature, for a bus that has no keys and so trusts the channel.
+func (b *Bus) decodeUnchecked(p string) (driver.Message, error) {
+	if len(p) > 0 && p[0] == busVersionSigned {
+		if len(p) < keyring.TrailerSize {
+			return driver.Message{}, fmt.Errorf("%d bytes is too short for a signed message", len(p))
+		}
+		sm, err := decodeSigned(p[:len(p)-keyring.TrailerSize])
+		return sm.Message, err
+	}
+	return decodeMessage(p)
+}
+
+// drop counts a message that is not applied and logs it, at most once a
+// second so that a flood of bad messages does not flood the log too.
+func (b *Bus) drop(counter *atomic.Uint64, why string, size int, err error) {
+	n := counter.Add(1)
+	if now := time.Now(); now.Sub(b.lastDropLog) >= time.Second {
+		b.lastDropLog = now
+		b.logger.Warn("layercache/redis: bus: dropping "+why+" message", "channel", b.channel, "bytes", size, "err", err, "dropped_so_far", n)
 	}
 }
 
@@ -279,140 +420,6 @@ func (b *Bus) Close() error {
 		}
 	})
 	return b.closeErr
-}
-
-// The wire format of a bus message, version 1:
-//
-//	byte     version (1)
-//	byte     operation: a driver.Op, or 0 for a probe that receivers ignore
-//	string   origin
-//	uvarint  number of keys, then each key as a string
-//	uvarint  number of tags, then each tag as a string
-//
-// where a string is a uvarint length followed by that many bytes. Nothing
-// may follow. A receiver drops a message of another version: the version
-// byte exists so that a future format is refused, not misread.
-const busVersion = 1
-
-// probeMessage is what Subscribe publishes to check its rights.
-var probeMessage = []byte{busVersion, 0, 0, 0, 0}
-
-// errProbe is what decodeMessage returns for a probe.
-var errProbe = errors.New("probe")
-
-func encodeMessage(m driver.Message) []byte {
-	n := 2 + binary.MaxVarintLen64*(3+len(m.Keys)+len(m.Tags)) + len(m.Origin)
-	for _, k := range m.Keys {
-		n += len(k)
-	}
-	for _, t := range m.Tags {
-		n += len(t)
-	}
-	b := make([]byte, 0, n)
-	b = append(b, busVersion, byte(m.Op))
-	b = appendString(b, m.Origin)
-	b = binary.AppendUvarint(b, uint64(len(m.Keys)))
-	for _, k := range m.Keys {
-		b = appendString(b, k)
-	}
-	b = binary.AppendUvarint(b, uint64(len(m.Tags)))
-	for _, t := range m.Tags {
-		b = appendString(b, t)
-	}
-	return b
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
-// decodeMessage parses a message from untrusted bytes. Counts and lengths
-// are checked against what is left before anything is allocated, so a
-// hostile message cannot make it allocate more than its own size.
-func decodeMessage(p string) (driver.Message, error) {
-	var m driver.Message
-	if len(p) < 2 {
-		return m, fmt.Errorf("%d bytes is too short", len(p))
-	}
-	if p[0] != busVersion {
-		return m, fmt.Errorf("format version %d, want %d", p[0], busVersion)
-	}
-	m.Op = driver.Op(p[1])
-	d := decoder{s: p[2:]}
-	m.Origin = d.string()
-	m.Keys = d.strings()
-	m.Tags = d.strings()
-	if d.err != nil {
-		return driver.Message{}, d.err
-	}
-	if len(d.s) > 0 {
-		return driver.Message{}, fmt.Errorf("%d bytes after the message", len(d.s))
-	}
-	if m.Op == 0 {
-		return driver.Message{}, errProbe
-	}
-	return m, nil
-}
-
-// decoder reads the strings of a message; the first error sticks.
-type decoder struct {
-	s   string
-	err error
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	var v uint64
-	for i := 0; i < len(d.s) && i < binary.MaxVarintLen64; i++ {
-		c := d.s[i]
-		if i == binary.MaxVarintLen64-1 && c > 1 {
-			break
-		}
-		v |= uint64(c&0x7f) << (7 * i)
-		if c < 0x80 {
-			d.s = d.s[i+1:]
-			return v
-		}
-	}
-	d.err = errors.New("truncated or overlong varint")
-	return 0
-}
-
-func (d *decoder) string() string {
-	n := d.uvarint()
-	if d.err != nil {
-		return ""
-	}
-	if n > uint64(len(d.s)) {
-		d.err = fmt.Errorf("string of %d bytes with %d left", n, len(d.s))
-		return ""
-	}
-	s := d.s[:n]
-	d.s = d.s[n:]
-	return s
-}
-
-func (d *decoder) strings() []string {
-	n := d.uvarint()
-	if d.err != nil || n == 0 {
-		return nil
-	}
-	// Each string takes at least its length byte.
-	if n > uint64(len(d.s)) {
-		d.err = fmt.Errorf("%d strings with %d bytes left", n, len(d.s))
-		return nil
-	}
-	out := make([]string, n)
-	for i := range out {
-		out[i] = d.string()
-	}
-	if d.err != nil {
-		return nil
-	}
-	return out
 }
 
 var _ driver.Bus = (*Bus)(nil)

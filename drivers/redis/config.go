@@ -3,9 +3,11 @@ package redis
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -23,20 +25,24 @@ func init() { driver.Register("redis", redisDriver{}) }
 //	addrs: [s1:26379, s2:26379]           # Sentinels, with master_name
 //	master_name: mymaster
 //
-// The connection fields (Username to TLS) override what the URL says when
-// they are set, so that a password can come from the environment while the
-// URL stays in the file.
+// The connection fields (Username to TLSServerName) override what the URL
+// says when they are set, so that a password can come from the environment
+// while the URL stays in the file.
+//
+// Signing keys print as "[redacted]" with fmt and log/slog (see [Key]).
 type Config struct {
 	Connection `yaml:",inline"`
 
-	// TTL, Prefix, Timeout, CompressAbove and MaxValueSize are as in
-	// [Options], except that Prefix defaults to the configuration's
-	// namespace followed by a colon ("myapp:") when one is set.
+	// TTL, Prefix, Timeout, CompressAbove, MaxValueSize and SigningKeys
+	// are as in [Options], except that Prefix defaults to the
+	// configuration's namespace followed by a colon ("myapp:") when one is
+	// set.
 	TTL           time.Duration `yaml:"ttl"`
 	Prefix        string        `yaml:"prefix"`
 	Timeout       time.Duration `yaml:"timeout"`
 	CompressAbove int           `yaml:"compress_above"`
 	MaxValueSize  int           `yaml:"max_value_size"`
+	SigningKeys   []Key         `yaml:"signing_keys"`
 }
 
 // Connection says where a Redis server is and how to connect to it: the
@@ -82,17 +88,78 @@ type Connection struct {
 	poolTimeout time.Duration
 
 	// TLS connects with TLS (at least 1.2, server name from the address).
-	// A rediss:// URL implies it. Default: false.
+	// A rediss:// URL and any of the TLS fields below imply it.
+	// Default: false.
 	TLS bool `yaml:"tls"`
+
+	// TLSCAFile is a PEM file of the certificate authorities the server's
+	// certificate must chain to, for a server whose certificate the system
+	// does not trust (a private CA, a self-signed certificate).
+	// Default: the system's roots.
+	TLSCAFile string `yaml:"tls_ca_file"`
+
+	// TLSCertFile and TLSKeyFile are the PEM certificate and private key
+	// the client presents, for a server that authenticates clients by
+	// certificate (tls-auth-clients yes). Give both or neither.
+	// Default: none.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+
+	// TLSServerName is the name the server's certificate must carry when
+	// it is not the host dialled. Default: the host of the address.
+	TLSServerName string `yaml:"tls_server_name"`
+}
+
+// usesTLS reports whether any TLS setting is given.
+func (c *Connection) usesTLS() bool {
+	return c.TLS || c.TLSCAFile != "" || c.TLSCertFile != "" || c.TLSKeyFile != "" || c.TLSServerName != ""
+}
+
+// tlsConfig completes base (from a rediss:// URL, or nil) with the TLS
+// settings, reading the files they name.
+func (c *Connection) tlsConfig(base *tls.Config) (*tls.Config, error) {
+	tc := base
+	if tc == nil {
+		tc = &tls.Config{}
+	}
+	tc.MinVersion = max(tc.MinVersion, tls.VersionTLS12)
+	if c.TLSServerName != "" {
+		tc.ServerName = c.TLSServerName
+	}
+	if c.TLSCAFile != "" {
+		pem, err := os.ReadFile(c.TLSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls_ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls_ca_file: no PEM certificate in %s", c.TLSCAFile)
+		}
+		tc.RootCAs = pool
+	}
+	switch {
+	case (c.TLSCertFile == "") != (c.TLSKeyFile == ""):
+		return nil, errors.New("tls_cert_file and tls_key_file go together; give both or neither")
+	case c.TLSCertFile != "":
+		// The error names the files only: it never shows the key.
+		cert, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls_cert_file %s and tls_key_file %s: not a valid PEM certificate and matching key", c.TLSCertFile, c.TLSKeyFile)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
 }
 
 // redisDriver opens "redis" layers from configuration.
 type redisDriver struct{}
 
 // OpenLayer decodes and checks a "redis" layer block, builds a client with
-// ContextTimeoutEnabled and returns a layer that owns it. It does not
-// contact the server.
-func (redisDriver) OpenLayer(_ context.Context, dc driver.Config) (driver.Layer, error) {
+// ContextTimeoutEnabled and returns a layer that owns it. If the server
+// answers, it checks that the Redis user has every right the layer needs
+// ([Layer.CheckAccess]); a server that does not answer is left to the
+// cache's degradation handling.
+func (redisDriver) OpenLayer(ctx context.Context, dc driver.Config) (driver.Layer, error) {
 	var cfg Config
 	if err := dc.Decode(&cfg); err != nil {
 		return nil, err
@@ -119,6 +186,10 @@ func (redisDriver) OpenLayer(_ context.Context, dc driver.Config) (driver.Layer,
 		_ = client.Close()
 		return nil, fmt.Errorf("%s: %w", dc.Path(), err)
 	}
+	if err := l.CheckAccess(ctx); err != nil {
+		_ = l.Close()
+		return nil, err // layercache.Open names the block
+	}
 	return l, nil
 }
 
@@ -130,6 +201,7 @@ func (c *Config) options(client goredis.UniversalClient) Options {
 		Timeout:       c.Timeout,
 		CompressAbove: c.CompressAbove,
 		MaxValueSize:  c.MaxValueSize,
+		SigningKeys:   c.SigningKeys,
 	}
 }
 
@@ -208,8 +280,10 @@ func (c *Connection) client() (goredis.UniversalClient, error) {
 		// One attempt per operation: the cache's breaker decides when to
 		// try again, and a retry would get the full timeouts once more.
 		o.MaxRetries, o.DialerRetries = -1, 1
-		if c.TLS && o.TLSConfig == nil {
-			o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		if c.usesTLS() || o.TLSConfig != nil {
+			if o.TLSConfig, err = c.tlsConfig(o.TLSConfig); err != nil {
+				return nil, err
+			}
 		}
 		o.ContextTimeoutEnabled = true
 		return goredis.NewClient(o), nil
@@ -231,9 +305,14 @@ func (c *Connection) client() (goredis.UniversalClient, error) {
 		// single seed node: one standalone server is given by url.
 		IsClusterMode: c.MasterName == "",
 	}
-	if c.TLS {
-		// The server name is taken from each node's address when dialling.
-		u.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.usesTLS() {
+		// Without tls_server_name, the server name is taken from each
+		// node's address when dialling.
+		tc, err := c.tlsConfig(nil)
+		if err != nil {
+			return nil, err
+		}
+		u.TLSConfig = tc
 	}
 	return goredis.NewUniversalClient(u), nil
 }

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/layercache/layercache/driver"
 	"github.com/layercache/layercache/driver/envelope"
+	"github.com/layercache/layercache/internal/keyring"
 )
 
 // ErrValueTooLarge is wrapped by the error a write returns when an encoded
@@ -77,6 +79,28 @@ type Options struct {
 	// Default: 16 MiB. Negative, or more than Redis's own 512 MiB limit,
 	// is an error.
 	MaxValueSize int `yaml:"max_value_size"`
+
+	// SigningKeys turn on signed records: every record written carries an
+	// HMAC-SHA256 by the first key, bound to its Redis key, and a record
+	// read must carry a valid one by any of the keys. A record that does
+	// not (written by another program or by an instance without the keys,
+	// altered, or copied from another key) is a miss for the cache and an
+	// error wrapping [ErrUnauthenticated] and envelope.ErrCorrupt, which
+	// the cache counts; [Layer.Stats] counts them too. So anyone who can
+	// write to Redis but does not hold a key cannot make the cache serve a
+	// value of their choosing. A signature costs 39 bytes per record and
+	// an HMAC-SHA256 pass over each record read or written, about a
+	// microsecond per KiB: a few per cent of a 1 KiB hit, most of a
+	// millisecond on a 1 MiB one.
+	//
+	// Rotation: add the new key after the old one everywhere, then move it
+	// first (new records are signed with it, old ones still verify), then
+	// drop the old key once records it signed have expired (Options.TTL).
+	// A layer without keys reads signed records without checking them.
+	//
+	// Each key has at least 32 bytes; see [Key] for the text form.
+	// Default: none, records are not signed.
+	SigningKeys []Key `yaml:"signing_keys"`
 }
 
 // Layer is a cache layer stored in Redis. It is safe for concurrent use.
@@ -98,6 +122,9 @@ type Layer struct {
 	socketTimed  bool
 	env          envelope.Options
 	maxValueSize int
+	signer       *keyring.Signer // nil without signing keys
+
+	unauthenticated atomic.Uint64
 
 	closeOnce sync.Once
 	closeErr  error
@@ -134,6 +161,13 @@ func newLayer(o Options, owned bool) (*Layer, error) {
 	}
 	if l.maxValueSize == 0 {
 		l.maxValueSize = DefaultMaxValueSize
+	}
+	if len(o.SigningKeys) > 0 {
+		s, err := keyring.NewSigner("signing_keys", valueLabel, rawKeys(o.SigningKeys))
+		if err != nil {
+			return nil, fmt.Errorf("layercache/redis: %w", err)
+		}
+		l.signer = s
 	}
 	l.cluster, _ = o.Client.(*goredis.ClusterClient)
 	l.socketTimed = socketTimedWithin(o.Client, l.timeout)
@@ -227,7 +261,7 @@ func (l *Layer) Get(ctx context.Context, key string) (*driver.Entry, error) {
 		}
 		return nil, opError(ctx, "get", err)
 	}
-	return decode(key, b, time.Now().UnixNano())
+	return l.decode(key, b, time.Now().UnixNano())
 }
 
 // Set stores e under key with SET ... PX, for e's remaining lifetime capped
@@ -339,9 +373,9 @@ func (l *Layer) encode(key string, e *driver.Entry, now int64) (rec []byte, ttl 
 	if !compress && len(e.Payload) > l.maxValueSize {
 		return nil, 0, l.tooLarge(key, len(e.Payload), "payload")
 	}
-	rec, err = envelope.Marshal(e, l.env)
+	rec, err = l.record(key, e)
 	if err != nil {
-		return nil, 0, fmt.Errorf("layercache/redis: key %q: %w", key, err)
+		return nil, 0, err
 	}
 	if len(rec) > l.maxValueSize {
 		return nil, 0, l.tooLarge(key, len(rec), "record")
@@ -353,9 +387,23 @@ func (l *Layer) tooLarge(key string, n int, what string) error {
 	return fmt.Errorf("%w: key %q: %s of %d bytes, max_value_size is %d", ErrValueTooLarge, key, what, n, l.maxValueSize)
 }
 
+// record returns the bytes Set stores for e under key: its envelope,
+// signed when the layer has signing keys.
+func (l *Layer) record(key string, e *driver.Entry) ([]byte, error) {
+	rec, err := envelope.Marshal(e, l.env)
+	if err != nil {
+		return nil, fmt.Errorf("layercache/redis: key %q: %w", key, err)
+	}
+	return l.sign(rec, l.prefix+key), nil
+}
+
 // decode turns a stored record into an entry, hiding entries that expired
 // between Redis's clock and ours.
-func decode(key string, b []byte, now int64) (*driver.Entry, error) {
+func (l *Layer) decode(key string, b []byte, now int64) (*driver.Entry, error) {
+	b, err := l.unsign(key, b)
+	if err != nil {
+		return nil, err
+	}
 	e, err := envelope.Unmarshal(b)
 	if err != nil {
 		return nil, fmt.Errorf("layercache/redis: key %q: %w", key, err)

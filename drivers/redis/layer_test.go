@@ -105,6 +105,8 @@ func TestCluster(t *testing.T) {
 
 	t.Run("TagsBusCoordinator", func(t *testing.T) { testClusterCrossInstance(t, client) })
 
+	t.Run("CheckAccessAndSignedValues", func(t *testing.T) { testClusterTrust(t, client) })
+
 	t.Run("ClearScansEveryMaster", func(t *testing.T) {
 		ctx := context.Background()
 		l := newLayerT(t, Options{Client: client, Prefix: "clear:"})

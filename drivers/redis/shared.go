@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -43,7 +42,7 @@ func openClient(path, what string, conn *Connection, s driver.Stack) (goredis.Un
 		return c, true, nil
 	}
 	if conn.Username != "" || conn.Password != "" || conn.DB != 0 || conn.PoolSize != 0 ||
-		conn.DialTimeout != 0 || conn.ReadTimeout != 0 || conn.WriteTimeout != 0 || conn.TLS {
+		conn.DialTimeout != 0 || conn.ReadTimeout != 0 || conn.WriteTimeout != 0 || conn.usesTLS() {
 		return nil, false, fmt.Errorf("layercache/redis: %s: connection settings without url or addrs; "+
 			"give an address, or leave them out to share the redis layer's connection", path)
 	}
@@ -58,11 +57,12 @@ func openClient(path, what string, conn *Connection, s driver.Stack) (goredis.Un
 //
 //	bus: { driver: redis }                                  # share the redis layer's connection
 //	bus: { driver: redis, url: redis://bus-host:6379/0, timeout: 250ms }
+//	bus: { driver: redis, signing_keys: [KEY_HEX], replay_window: 30s }
+//
+// Its keys besides the connection's are those of [BusOptions].
 type BusConfig struct {
 	Connection `yaml:",inline"`
-
-	// Timeout is as in [BusOptions].
-	Timeout time.Duration `yaml:"timeout"`
+	BusOptions `yaml:",inline"`
 }
 
 // CoordinatorConfig is the configuration block of a single-flight
@@ -88,7 +88,9 @@ func (redisDriver) OpenBus(_ context.Context, dc driver.Config, s driver.Stack) 
 	if err != nil {
 		return nil, err
 	}
-	b, err := newBus(BusOptions{Client: client, Namespace: s.Namespace, Timeout: cfg.Timeout}, owned)
+	o := cfg.BusOptions
+	o.Client, o.Namespace = client, s.Namespace
+	b, err := newBus(o, owned)
 	if err != nil {
 		if owned {
 			_ = client.Close()
@@ -100,7 +102,9 @@ func (redisDriver) OpenBus(_ context.Context, dc driver.Config, s driver.Stack) 
 
 // OpenCoordinator decodes a "singleflight" block and returns a
 // [Coordinator] on the namespace of s, owning its client as OpenBus does.
-func (redisDriver) OpenCoordinator(_ context.Context, dc driver.Config, s driver.Stack) (driver.Coordinator, error) {
+// If the server answers, it checks the Redis user's rights on the lock keys
+// ([Coordinator.CheckAccess]).
+func (redisDriver) OpenCoordinator(ctx context.Context, dc driver.Config, s driver.Stack) (driver.Coordinator, error) {
 	var cfg CoordinatorConfig
 	if err := dc.Decode(&cfg); err != nil {
 		return nil, err
@@ -117,6 +121,10 @@ func (redisDriver) OpenCoordinator(_ context.Context, dc driver.Config, s driver
 			_ = client.Close()
 		}
 		return nil, fmt.Errorf("%s: %w", dc.Path(), err)
+	}
+	if err := co.CheckAccess(ctx); err != nil {
+		_ = co.Close()
+		return nil, err // layercache.Open names the block
 	}
 	return co, nil
 }

@@ -79,7 +79,7 @@ func waitClusterOK(s *Server, n int) error {
 	deadline := time.Now().Add(clusterReadyTimeout)
 	last := ""
 	for time.Now().Before(deadline) {
-		info, err := rawDo(s.Addr(), s.password, time.Second, "CLUSTER", "INFO")
+		info, err := rawDo(s.dialer(), s.password, time.Second, "CLUSTER", "INFO")
 		if err != nil {
 			last = err.Error()
 		} else {

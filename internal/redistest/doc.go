@@ -26,6 +26,12 @@
 // [StartCluster] builds a Redis Cluster of n masters with redis-cli, for
 // code that must work with a cluster client.
 //
+// [StartTLS] starts a server that speaks only TLS, with a certificate
+// signed by a certificate authority it creates for that server at test time
+// ([Server.TLS] has the PEM files, [Server.TLSConfig] a client
+// configuration that trusts it). [Server.AddUser] makes an ACL user with
+// chosen rights, and [Server.URLFor] the URL to log in as it.
+//
 // The harness needs redis-server (and redis-cli for clusters) on PATH. When
 // they are missing, [Start], [StartCluster] and [RequireRedis] fail the test
 // with a message that says how to install them; scripts/test.sh installs them

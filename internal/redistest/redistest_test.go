@@ -144,7 +144,7 @@ func TestStart_RequirePassIsUsedByClientDoAndURL(t *testing.T) {
 	t.Parallel()
 	s := Start(t, "--requirepass", "s3cret")
 
-	if _, err := rawDo(s.Addr(), "", time.Second, "PING"); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
+	if _, err := rawDo(s.dialer(), "", time.Second, "PING"); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
 		t.Fatalf("unauthenticated PING: err = %v, want NOAUTH", err)
 	}
 	if got := s.Do(t, "PING"); got != "PONG" {

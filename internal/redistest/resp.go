@@ -2,6 +2,7 @@ package redistest
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -11,12 +12,27 @@ import (
 	"time"
 )
 
+// dialer says how to reach a server: its address, and the client TLS
+// configuration when it speaks TLS.
+type dialer struct {
+	addr string
+	tls  *tls.Config
+}
+
+func (d dialer) dial(timeout time.Duration) (net.Conn, error) {
+	nd := &net.Dialer{Timeout: timeout}
+	if d.tls != nil {
+		return tls.DialWithDialer(nd, "tcp", d.addr, d.tls)
+	}
+	return nd.Dial("tcp", d.addr)
+}
+
 // rawDo sends one command (after AUTH when password is set) on a fresh
 // connection and returns a status or bulk-string reply. The harness uses it
 // instead of go-redis to probe servers that may not be up yet: it dials once,
 // never retries, never logs and starts no goroutines.
-func rawDo(addr, password string, timeout time.Duration, args ...string) (string, error) {
-	conn, err := net.DialTimeout("tcp", addr, timeout)
+func rawDo(d dialer, password string, timeout time.Duration, args ...string) (string, error) {
+	conn, err := d.dial(timeout)
 	if err != nil {
 		return "", err
 	}

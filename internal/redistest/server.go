@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,8 +64,9 @@ type Server struct {
 	t        testing.TB
 	dir      string
 	port     int
-	args     []string // everything after --port, fixed for the server's life
-	password string   // from --requirepass, used by Client, Do and URL
+	args     []string   // everything after --port, fixed for the server's life
+	password string     // from --requirepass, used by Client, Do and URL
+	tls      *serverTLS // nil for a plain server
 
 	mu     sync.Mutex
 	proc   *process // nil while killed; guarded by mu
@@ -100,11 +102,18 @@ func Start(t testing.TB, args ...string) *Server {
 func start(t testing.TB, cluster bool, extra []string) *Server {
 	t.Helper()
 	RequireRedis(t)
-	dir := t.TempDir()
+	return startIn(t, t.TempDir(), cluster, nil, extra)
+}
+
+// startIn starts a server whose files go to dir, speaking TLS when tc is
+// set.
+func startIn(t testing.TB, dir string, cluster bool, tc *serverTLS, extra []string) *Server {
+	t.Helper()
 	s := &Server{
 		t:        t,
 		dir:      dir,
 		password: passwordFrom(extra),
+		tls:      tc,
 	}
 	s.args = append(baseArgs(dir), extra...)
 
@@ -196,7 +205,11 @@ func (s *Server) launch() error {
 	}
 	outStart := fileSize(out.Name())
 
-	args := append([]string{"--port", strconv.Itoa(s.port)}, s.args...)
+	port := []string{"--port", strconv.Itoa(s.port)}
+	if s.tls != nil {
+		port = []string{"--port", "0", "--tls-port", strconv.Itoa(s.port)}
+	}
+	args := append(port, s.args...)
 	cmd := exec.Command("redis-server", args...)
 	cmd.Dir = s.dir
 	cmd.Stdout = out // an *os.File is handed to the child directly: no copy goroutine
@@ -212,7 +225,7 @@ func (s *Server) launch() error {
 		close(p.done)
 	}()
 
-	if err := waitReady(p, s.Addr(), s.password); err != nil {
+	if err := waitReady(p, s.dialer(), s.password); err != nil {
 		p.kill()
 		logTail := tailSince(logPath, logStart)
 		outTail := tailSince(out.Name(), outStart)
@@ -233,7 +246,7 @@ func (s *Server) launch() error {
 
 // waitReady polls until the process answers INFO with its own pid, so a
 // different server that grabbed the port cannot be mistaken for ours.
-func waitReady(p *process, addr, password string) error {
+func waitReady(p *process, d dialer, password string) error {
 	want := "process_id:" + strconv.Itoa(p.cmd.Process.Pid)
 	deadline := time.Now().Add(readyTimeout)
 	var lastErr error
@@ -243,7 +256,7 @@ func waitReady(p *process, addr, password string) error {
 			return fmt.Errorf("redis-server exited during startup: %v", p.cmd.ProcessState)
 		default:
 		}
-		info, err := rawDo(addr, password, 500*time.Millisecond, "INFO", "server")
+		info, err := rawDo(d, password, 500*time.Millisecond, "INFO", "server")
 		if err == nil {
 			if strings.Contains(info, want+"\r\n") || strings.HasSuffix(info, want) {
 				return nil
@@ -297,11 +310,47 @@ func (s *Server) Port() int { return s.port }
 
 // URL returns a redis:// URL for database 0, "redis://127.0.0.1:PORT/0",
 // with the password in it when the server was started with --requirepass.
+// For a server started with [StartTLS] it is a rediss:// URL; a client
+// also needs the server's certificate authority to trust it.
 func (s *Server) URL() string {
 	if s.password != "" {
-		return "redis://:" + s.password + "@" + s.Addr() + "/0"
+		return s.URLFor("", s.password)
 	}
-	return "redis://" + s.Addr() + "/0"
+	return s.scheme() + "://" + s.Addr() + "/0"
+}
+
+// URLFor returns the server's URL (as [Server.URL]) for logging in as user
+// with password, such as a user made with [Server.AddUser]. An empty user
+// is the default user.
+func (s *Server) URLFor(user, password string) string {
+	return s.scheme() + "://" + url.UserPassword(user, password).String() + "@" + s.Addr() + "/0"
+}
+
+func (s *Server) scheme() string {
+	if s.tls != nil {
+		return "rediss"
+	}
+	return "redis"
+}
+
+// AddUser creates (or changes) the ACL user name with password and the
+// given rules, as ACL SETUSER name reset on >password rules... does: a
+// user that starts with no rights at all, then gets the rules, such as
+// "~myapp:*", "&layercache:myapp:*", "+@read", "+get". It fails the test
+// if the server refuses a rule.
+func (s *Server) AddUser(t testing.TB, name, password string, rules ...string) {
+	t.Helper()
+	args := []any{"ACL", "SETUSER", name, "reset", "on", ">" + password}
+	for _, r := range rules {
+		args = append(args, r)
+	}
+	s.Do(t, args...)
+}
+
+// dialer connects to the server as its clients must: with TLS when the
+// server speaks it.
+func (s *Server) dialer() dialer {
+	return dialer{addr: s.Addr(), tls: s.TLSConfig()}
 }
 
 // Dir returns the server's working directory (its log is redis.log there).
@@ -325,7 +374,12 @@ func (s *Server) Pid() int {
 // closed in t.Cleanup, which runs before the server is stopped.
 func (s *Server) Client(t testing.TB) *goredis.Client {
 	t.Helper()
-	return ClientFor(t, s.Addr(), s.password)
+	if s.tls == nil {
+		return ClientFor(t, s.Addr(), s.password)
+	}
+	c := goredis.NewClient(&goredis.Options{Addr: s.Addr(), Password: s.password, TLSConfig: s.TLSConfig(), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }
 
 // ClientFor returns a client like [Server.Client] for any address, such
@@ -345,6 +399,7 @@ func (s *Server) Do(t testing.TB, args ...any) any {
 	c := goredis.NewClient(&goredis.Options{
 		Addr:            s.Addr(),
 		Password:        s.password,
+		TLSConfig:       s.TLSConfig(),
 		PoolSize:        1,
 		MaxRetries:      -1, // a failed command is reported, not retried
 		DisableIdentity: true,
