@@ -167,7 +167,9 @@ func TestStatsHandler_ServesJSON(t *testing.T) {
 		t.Fatalf("stats JSON %s", rec.Body.String())
 	}
 	rec = httptest.NewRecorder()
-	layercache.StatsHandler(c).ServeHTTP(rec, httptest.NewRequest("POST", "/debug/cache", nil))
+	req = httptest.NewRequest("POST", "/debug/cache", nil)
+	req.RemoteAddr = "127.0.0.1:1234"
+	layercache.StatsHandler(c).ServeHTTP(rec, req)
 	if rec.Code != http.StatusMethodNotAllowed {
 		t.Fatalf("POST: %d", rec.Code)
 	}

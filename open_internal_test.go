@@ -12,8 +12,8 @@ func TestUnknownDriverError_NamesTheImportOfAShippedDriver(t *testing.T) {
 	if !strings.Contains(err.Error(), `import _ "github.com/layercache/layercache/drivers/disk"`) {
 		t.Fatalf("no import hint: %v", err)
 	}
-	err = unknownDriverError(&config.Block{Driver: "memcached"}, "layer")
-	if strings.Contains(err.Error(), "drivers/memcached") {
+	err = unknownDriverError(&config.Block{Driver: "couchbase"}, "layer")
+	if strings.Contains(err.Error(), "drivers/couchbase") {
 		t.Fatalf("hint names a package that does not exist: %v", err)
 	}
 }
