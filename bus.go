@@ -47,6 +47,9 @@ func (c *Cache) onMessage(m driver.Message) {
 			_ = l.del(ctx, m.Keys)
 		}
 	case driver.OpInvalidate:
+		if m.Tags = c.takeRotations(m.Tags); len(m.Tags) == 0 {
+			return
+		}
 		c.undoWrites(c.flights.invalidateTags(m.Tags))
 		for _, l := range c.privateLayers() {
 			_ = l.invalidateTags(ctx, m.Tags)
@@ -64,6 +67,7 @@ func (c *Cache) onMessage(m driver.Message) {
 // private persistent layer (disk) is kept: it exists to stay warm across
 // restarts, and its entries' TTL bounds how stale they can be.
 func (c *Cache) onBusReset() {
+	c.gens.forget() // rotations may have been missed too
 	var inProcess []*layer
 	for _, l := range c.layers {
 		if l.inProcess {
@@ -72,6 +76,20 @@ func (c *Cache) onBusReset() {
 	}
 	c.drop(inProcess)
 	c.event(context.Background(), Event{Kind: EventInvalidation, Op: "reset"})
+}
+
+// takeRotations applies the namespace rotations among an invalidation's
+// tags and returns the other tags.
+func (c *Cache) takeRotations(tags []string) []string {
+	rest := tags[:0:0]
+	for _, t := range tags {
+		if path, gen, ok := parseGenerationTag(t); ok {
+			c.gens.advance(path, gen)
+			continue
+		}
+		rest = append(rest, t)
+	}
+	return rest
 }
 
 // drop empties layers and invalidates every load in flight.

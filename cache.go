@@ -20,8 +20,15 @@ import (
 // instance.
 //
 // A Cache is safe for concurrent use. Create it with [New] or [Open] and
-// release it with [Cache.Close].
+// release it with [Cache.Close]. [Cache.Namespace] returns views of it.
 type Cache struct {
+	*core
+	// scope is the namespace of a view; nil for the cache itself.
+	scope *scope
+}
+
+// core is what a cache and all its namespace views share.
+type core struct {
 	layers []*layer
 	// l1 is the first layer when it is in-process: the hit path reads it
 	// without going through the generic layer loop.
@@ -43,6 +50,7 @@ type Cache struct {
 	flights   *flights
 	writeBack *writeBack
 	journal   *journal
+	gens      *generations
 
 	loads, loadErrors, deduped counter
 	staleServed, notFound      counter
@@ -89,7 +97,7 @@ func New(layers []driver.Layer, opts ...Option) (*Cache, error) {
 	if err := defaults.validate(); err != nil {
 		return nil, err
 	}
-	c := &Cache{
+	c := &Cache{core: &core{
 		codec:          cfg.codec,
 		clone:          cfg.clone,
 		strictWrites:   cfg.strictWrites,
@@ -107,7 +115,7 @@ func New(layers []driver.Layer, opts ...Option) (*Cache, error) {
 		deduped:        newCounter(),
 		staleServed:    newCounter(),
 		notFound:       newCounter(),
-	}
+	}}
 	if c.logger == nil {
 		c.logger = slog.Default()
 	}
@@ -121,6 +129,7 @@ func New(layers []driver.Layer, opts ...Option) (*Cache, error) {
 		c.l1 = c.layers[0]
 	}
 	c.journal = newJournal(cfg.journal)
+	c.gens = newGenerations(c.layers)
 	for _, l := range c.layers {
 		l.recovered = c.journal.poke
 	}
@@ -149,6 +158,9 @@ func (c *Cache) ID() string { return c.id }
 // cache started has ended when Close returns. Calls after Close return
 // [ErrClosed]; Close itself may be called more than once.
 func (c *Cache) Close() error {
+	if c.scope != nil {
+		return nil // a view: the cache itself owns what it uses
+	}
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
 		var errs []error

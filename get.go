@@ -37,6 +37,9 @@ import (
 //
 // An L1 hit neither decodes nor allocates, also when loader is a closure.
 func Get[V any](ctx context.Context, c *Cache, key string, loader func(context.Context) (V, error), opts ...EntryOption) (V, error) {
+	if c.scope != nil {
+		key = c.scopedKey(ctx, key)
+	}
 	if c.observer == nil {
 		if v, err, ok := freshL1[V](ctx, c, key, opts); ok {
 			return v, err
@@ -135,6 +138,7 @@ func getCore[V any](ctx context.Context, c *Cache, key string, loader func(conte
 	if err := eo.validate(); err != nil {
 		return zero, err
 	}
+	eo.tags = c.scopedAll(ctx, eo.tags)
 	for {
 		now := time.Now().UnixNano()
 		// A fresh or servable-stale entry in L1 is answered here; the

@@ -14,6 +14,9 @@ func Lookup[V any](ctx context.Context, c *Cache, key string) (v V, ok bool, err
 	if c.closed.Load() {
 		return v, false, ErrClosed
 	}
+	if c.scope != nil {
+		key = c.scopedKey(ctx, key)
+	}
 	if c.observer == nil {
 		if v, err, hit := freshL1[V](ctx, c, key, nil); hit {
 			return v, err == nil, nil // a cached absence is not ok

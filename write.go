@@ -22,6 +22,9 @@ func Set[V any](ctx context.Context, c *Cache, key string, v V, opts ...EntryOpt
 	if c.closed.Load() {
 		return ErrClosed
 	}
+	if c.scope != nil {
+		key = c.scopedKey(ctx, key)
+	}
 	op := Operation{Kind: OpSet, Key: key}
 	ctx = c.begin(ctx, op)
 	defer func() { c.finish(ctx, op, Outcome{Err: err}) }()
@@ -29,6 +32,7 @@ func Set[V any](ctx context.Context, c *Cache, key string, v V, opts ...EntryOpt
 	if err := eo.validate(); err != nil {
 		return err
 	}
+	eo.tags = c.scopedAll(ctx, eo.tags)
 	if c.clone { // the cache keeps its own copy; the caller may change v
 		if v, err = cloneValue(c.codec, v); err != nil {
 			return err
@@ -155,6 +159,7 @@ func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 	if len(keys) == 0 && !c.closed.Load() {
 		return nil
 	}
+	keys = c.scopedAll(ctx, keys)
 	return c.invalidate(ctx, Operation{Kind: OpDelete, Keys: keys},
 		func() { c.flights.invalidateKeys(keys) },
 		func(ctx context.Context, l *layer) error { return l.del(ctx, keys) },
@@ -167,6 +172,7 @@ func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) error {
 	if len(tags) == 0 && !c.closed.Load() {
 		return nil
 	}
+	tags = c.scopedAll(ctx, tags)
 	return c.invalidate(ctx, Operation{Kind: OpInvalidateTags, Tags: tags},
 		func() { c.flights.invalidateTags(tags) },
 		func(ctx context.Context, l *layer) error { return l.invalidateTags(ctx, tags) },
@@ -176,7 +182,13 @@ func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) error {
 // Clear removes every entry from every layer (layers that share a server
 // clear only their own prefix), then tells the other instances to clear
 // their private layers.
+//
+// On a namespace view, Clear rotates the namespace ([Cache.Rotate]): its
+// entries become unreachable everywhere and expire on their own.
 func (c *Cache) Clear(ctx context.Context) error {
+	if c.scope != nil {
+		return c.Rotate(ctx)
+	}
 	return c.invalidate(ctx, Operation{Kind: OpClear},
 		func() { c.flights.invalidateAll() },
 		func(ctx context.Context, l *layer) error { return l.clear(ctx) },
