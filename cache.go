@@ -54,8 +54,17 @@ type core struct {
 
 	loads, loadErrors, deduped counter
 	staleServed, notFound      counter
+	negativeHits               counter
 	writeBackDropped           atomic.Uint64
 	busIn, busOut, busErrors   atomic.Uint64
+	sets, deletedKeys          atomic.Uint64
+	invalidatedTags, clears    atomic.Uint64
+	rotations, prefixes        atomic.Uint64
+	backfills, refreshes       atomic.Uint64
+
+	// statsBase is the snapshot ResetStats took: Stats counts from it.
+	statsBase atomic.Pointer[statsBase]
+	created   time.Time
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -115,6 +124,8 @@ func New(layers []driver.Layer, opts ...Option) (*Cache, error) {
 		deduped:        newCounter(),
 		staleServed:    newCounter(),
 		notFound:       newCounter(),
+		negativeHits:   newCounter(),
+		created:        time.Now(),
 	}}
 	if c.logger == nil {
 		c.logger = slog.Default()

@@ -68,6 +68,7 @@ func freshL1[V any](ctx context.Context, c *Cache, key string, opts []EntryOptio
 	}
 	if e.Negative {
 		l1.hits.add(1)
+		c.negativeHits.add(1)
 		return zero, ErrNotFound, true
 	}
 	if e.Value == nil && isInterface[V]() { // a cached nil of an interface type
@@ -221,6 +222,7 @@ func refreshEarly(e *driver.Entry, now int64, window time.Duration) bool {
 // clone policy.
 func resultOf[V any](c *Cache, v V, e *driver.Entry) (V, error) {
 	if e.Negative {
+		c.negativeHits.add(1)
 		var zero V
 		return zero, ErrNotFound
 	}
@@ -377,6 +379,7 @@ func backfill[V any](ctx context.Context, c *Cache, cl *call, key string, i int,
 			}
 		}
 		_ = c.writeGuarded(ctx, cl, key, []*layer{up}, mem)
+		c.backfills.Add(1)
 		c.event(ctx, Event{Kind: EventBackfill, Layer: up.name, Key: key})
 	}
 	// A private layer (local disk) may hold values older than
@@ -457,6 +460,9 @@ func lead[V any](ctx context.Context, c *Cache, cl *call, key string, loader fun
 		}
 	}
 
+	if known != nil {
+		c.refreshes.Add(1) // an entry was there: this load refreshes it
+	}
 	v, err, frame := runLoader(ctx, c, key, loader)
 	out.set(ResultLoaded, "")
 	leo, noStore := frame.settle(*eo)

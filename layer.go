@@ -30,6 +30,7 @@ type layer struct {
 	skipped      atomic.Uint64
 	ops          atomic.Uint64 // timed operations, for the mean latency
 	opNanos      atomic.Uint64
+	latency      latencyHistogram
 }
 
 func newLayer(l driver.Layer, i int, d Degradation, o Observer) *layer {
@@ -90,6 +91,7 @@ func (l *layer) exit(ctx context.Context, op string, t ticket, err error) error 
 	took := time.Since(t.start)
 	l.ops.Add(1)
 	l.opNanos.Add(uint64(took))
+	l.latency.record(took)
 	o := sick
 	switch {
 	case err == nil, errors.Is(err, envelope.ErrCorrupt), errors.Is(err, driver.ErrRefused):

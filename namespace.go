@@ -75,6 +75,7 @@ func (c *Cache) Rotate(ctx context.Context) error {
 		next = c.gens.current(path) + 1
 	}
 	c.gens.advance(path, next)
+	c.rotations.Add(1)
 	return c.publish(ctx, driver.Message{Op: driver.OpInvalidate, Tags: []string{generationTag(path, next)}})
 }
 

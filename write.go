@@ -42,6 +42,7 @@ func Set[V any](ctx context.Context, c *Cache, key string, v V, opts ...EntryOpt
 	if err != nil {
 		return err
 	}
+	c.sets.Add(1)
 	keys := []string{key}
 	return c.apply(ctx,
 		func() { c.flights.invalidateKeys(keys) },
@@ -160,6 +161,7 @@ func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 		return nil
 	}
 	keys = c.scopedAll(ctx, keys)
+	c.deletedKeys.Add(uint64(len(keys)))
 	return c.invalidate(ctx, Operation{Kind: OpDelete, Keys: keys},
 		func() { c.flights.invalidateKeys(keys) },
 		func(ctx context.Context, l *layer) error { return l.del(ctx, keys) },
@@ -173,6 +175,7 @@ func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) error {
 		return nil
 	}
 	tags = c.scopedAll(ctx, tags)
+	c.invalidatedTags.Add(uint64(len(tags)))
 	return c.invalidate(ctx, Operation{Kind: OpInvalidateTags, Tags: tags},
 		func() { c.flights.invalidateTags(tags) },
 		func(ctx context.Context, l *layer) error { return l.invalidateTags(ctx, tags) },
@@ -189,6 +192,7 @@ func (c *Cache) Clear(ctx context.Context) error {
 	if c.scope != nil {
 		return c.Rotate(ctx)
 	}
+	c.clears.Add(1)
 	return c.invalidate(ctx, Operation{Kind: OpClear},
 		func() { c.flights.invalidateAll() },
 		func(ctx context.Context, l *layer) error { return l.clear(ctx) },
