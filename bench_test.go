@@ -103,3 +103,41 @@ func BenchmarkLookupL1Hit(b *testing.B) {
 		}
 	}
 }
+
+// A bound loader's hit against Get's, in one benchmark so that the ratio
+// comes from one run: each iteration does one of each and times them
+// apart.
+func BenchmarkLoaderHit(b *testing.B) {
+	l1, err := memory.New(memory.Options{MaxSize: 10_000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := layercache.New([]driver.Layer{l1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	users := layercache.NewLoader(c, "user:", func(context.Context, string) (user, error) { return benchUser, nil }, layercache.WithTTL(time.Hour))
+	if _, err := users.Get(ctx, "42"); err != nil {
+		b.Fatal(err)
+	}
+	id := int64(42)
+	b.Run("interleaved", func(b *testing.B) {
+		b.ReportAllocs()
+		var loaderNs, getNs time.Duration
+		for b.Loop() {
+			t0 := time.Now()
+			u, err := users.Get(ctx, "42")
+			t1 := time.Now()
+			v, err2 := layercache.Get(ctx, c, "user:42", func(context.Context) (user, error) { return user{ID: id}, nil }, layercache.WithTTL(time.Hour))
+			t2 := time.Now()
+			if err != nil || err2 != nil || u.ID != 42 || v.ID != 42 {
+				b.Fatal("not a hit")
+			}
+			loaderNs += t1.Sub(t0)
+			getNs += t2.Sub(t1)
+		}
+		b.ReportMetric(float64(loaderNs)/float64(getNs), "loader/get")
+	})
+}

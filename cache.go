@@ -66,6 +66,13 @@ type core struct {
 	statsBase atomic.Pointer[statsBase]
 	created   time.Time
 
+	// background counts the refreshes of bound loaders running in the
+	// background; bgMu orders starting one against Close waiting for
+	// them.
+	background sync.WaitGroup
+	bgMu       sync.RWMutex
+	bgClosed   bool
+
 	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
@@ -175,8 +182,13 @@ func (c *Cache) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
 		var errs []error
-		// Failed invalidations get a last chance while layers and bus
-		// are open.
+		// Background refreshes end under their timeouts and may still
+		// write; then failed invalidations get a last chance while layers
+		// and bus are open.
+		c.bgMu.Lock()
+		c.bgClosed = true
+		c.bgMu.Unlock()
+		c.background.Wait()
 		c.stopJournal()
 		// The bus first: its messages may queue undo writes.
 		if c.bus != nil {

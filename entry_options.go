@@ -16,7 +16,9 @@ type EntryOption struct {
 	kind entryOptionKind
 	d    time.Duration
 	f    float64
+	n    int
 	tags []string
+	fn   any // a bound loader's batch function
 }
 
 type entryOptionKind uint8
@@ -30,6 +32,8 @@ const (
 	optStaleIfError
 	optEarlyRefresh
 	optJitter
+	optBatch             // bound loaders only
+	optBackgroundRefresh // bound loaders only
 )
 
 // entryOptions is the resolved form of a call's EntryOptions over the
@@ -110,6 +114,23 @@ func (o entryOptions) with(opts []EntryOption) entryOptions {
 		}
 	}
 	return o
+}
+
+// detached returns a copy of o that shares nothing with it, for work that
+// outlives the call. Its fields are listed one by one, tags last and
+// cloned, on purpose: copying the struct whole would let escape analysis
+// see the call's tags reach the heap, and every Get with WithTags would
+// allocate. Keep it in step with entryOptions.
+func (o *entryOptions) detached() *entryOptions {
+	return &entryOptions{
+		ttl:          o.ttl,
+		negativeTTL:  o.negativeTTL,
+		swr:          o.swr,
+		staleIfError: o.staleIfError,
+		earlyRefresh: o.earlyRefresh,
+		jitter:       o.jitter,
+		tags:         slices.Clone(o.tags),
+	}
 }
 
 // addTags returns the union of have and more, in order. It allocates only

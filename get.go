@@ -45,7 +45,7 @@ func Get[V any](ctx context.Context, c *Cache, key string, loader func(context.C
 			return v, err
 		}
 	}
-	return get(ctx, c, key, loader, opts)
+	return get(ctx, c, key, loader, opts, nil)
 }
 
 // freshL1 answers a read from an in-process first layer when the entry
@@ -89,9 +89,9 @@ func hasEarlyRefresh(opts []EntryOption) bool {
 
 // get is the path of everything but a plain fresh L1 hit without an
 // observer.
-func get[V any](ctx context.Context, c *Cache, key string, loader func(context.Context) (V, error), opts []EntryOption) (V, error) {
+func get[V any](ctx context.Context, c *Cache, key string, loader func(context.Context) (V, error), opts []EntryOption, bg *bound[V]) (V, error) {
 	if c.observer == nil {
-		return getCore(ctx, c, key, loader, opts, nil)
+		return getCore(ctx, c, key, loader, opts, bg, nil)
 	}
 	op := Operation{Kind: OpGet, Key: key}
 	ctx = c.observer.Begin(ctx, op)
@@ -100,7 +100,7 @@ func get[V any](ctx context.Context, c *Cache, key string, loader func(context.C
 		return v, err
 	}
 	var out Outcome
-	v, err := getCore(ctx, c, key, loader, opts, &out)
+	v, err := getCore(ctx, c, key, loader, opts, bg, &out)
 	c.observer.Finish(ctx, op, out.with(err))
 	return v, err
 }
@@ -127,7 +127,7 @@ func (o Outcome) with(err error) Outcome {
 	return o
 }
 
-func getCore[V any](ctx context.Context, c *Cache, key string, loader func(context.Context) (V, error), opts []EntryOption, out *Outcome) (V, error) {
+func getCore[V any](ctx context.Context, c *Cache, key string, loader func(context.Context) (V, error), opts []EntryOption, bg *bound[V], out *Outcome) (V, error) {
 	var zero V
 	if c.closed.Load() {
 		return zero, ErrClosed
@@ -157,19 +157,22 @@ func getCore[V any](ctx context.Context, c *Cache, key string, loader func(conte
 					out.set(ResultHit, c.l1.name)
 					return resultOf(c, v, e)
 				case isFresh(e, now), now < deadline(e.StaleAt, eo.swr):
-					// Someone must refresh it; everyone else gets it now.
+					// Someone must refresh it; everyone else gets it now,
+					// and with a bound loader everyone does.
 					cl, leader := c.flights.tryLead(key, eo.tags)
+					if leader && bg != nil {
+						if !bg.refreshLater(ctx, c, cl, key, &eo, func(ctx context.Context, eo *entryOptions) {
+							_, _ = lead(ctx, c, cl, key, bg.load, eo, true, nil, nil)
+						}) {
+							c.flights.abandon(cl) // no room: a later hit tries again
+						}
+						leader = false
+					}
 					if !leader {
 						c.l1.hits.add(1)
-						out.set(ResultHit, c.l1.name)
-						if !isFresh(e, now) {
-							c.staleServed.add(1)
-							out.set(ResultStale, c.l1.name)
-							c.event(ctx, Event{Kind: EventStaleServed, Layer: c.l1.name, Key: key})
-						}
-						return resultOf(c, v, e)
+						return servedNow(ctx, c, key, v, e, c.l1.name, now, out)
 					}
-					return lead(ctx, c, cl, key, loader, &eo, true, out)
+					return lead(ctx, c, cl, key, loader, &eo, true, nil, out)
 				}
 			}
 		}
@@ -194,7 +197,7 @@ func getCore[V any](ctx context.Context, c *Cache, key string, loader func(conte
 			out.set(ResultLoaded, "")
 			return callResult[V](c, cl)
 		}
-		return lead(ctx, c, cl, key, loader, &eo, false, out)
+		return lead(ctx, c, cl, key, loader, &eo, false, bg, out)
 	}
 }
 
@@ -403,12 +406,21 @@ func backfill[V any](ctx context.Context, c *Cache, cl *call, key string, i int,
 // already found a servable entry in L1; the layers are read again anyway,
 // since another instance may have refreshed the key meanwhile. A leader
 // whose context ended abandons the call, so that a waiter loads instead.
-func lead[V any](ctx context.Context, c *Cache, cl *call, key string, loader func(context.Context) (V, error), eo *entryOptions, staleOK bool, out *Outcome) (V, error) {
+//
+// With bg (a bound loader), a caller that finds a value it may serve while
+// it is refreshed gets it at once and the refresh goes on in the
+// background.
+func lead[V any](ctx context.Context, c *Cache, cl *call, key string, loader func(context.Context) (V, error), eo *entryOptions, staleOK bool, bg *bound[V], out *Outcome) (V, error) {
 	var zero V
 	// Whatever ends this function, the call must be settled, or every
 	// later Get of the key would wait for it: a loader may leave through
 	// runtime.Goexit (t.FailNow in a test), which no recover sees.
-	defer c.flights.abandon(cl)
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			c.flights.abandon(cl)
+		}
+	}()
 	now := time.Now().UnixNano()
 	r, err := read[V](ctx, c, cl, key, now)
 	if err != nil {
@@ -425,16 +437,45 @@ func lead[V any](ctx context.Context, c *Cache, cl *call, key string, loader fun
 	if r.layer >= 0 && now < r.entry.ExpiresAt {
 		stale = &r
 		// An entry fresh enough to serve while it is refreshed goes to the
-		// waiters now; the leader alone waits for the refresh.
+		// waiters now; the leader alone waits for the refresh, unless it
+		// can run in the background.
 		if isFresh(r.entry, now) || now < deadline(r.entry.StaleAt, eo.swr) {
-			c.flights.serveEarly(cl, served{val: boxed(r.value, r.entry), err: negErr(r.entry), layer: c.layers[r.layer].name, stale: !isFresh(r.entry, now)})
+			layer := c.layers[r.layer].name
+			c.flights.serveEarly(cl, served{val: boxed(r.value, r.entry), err: negErr(r.entry), layer: layer, stale: !isFresh(r.entry, now)})
+			if bg != nil && bg.refreshLater(ctx, c, cl, key, eo, func(ctx context.Context, eo *entryOptions) {
+				_, _ = refresh(ctx, c, cl, key, bg.load, eo, &r, now, nil)
+			}) {
+				handedOff = true
+				return servedNow(ctx, c, key, r.value, r.entry, layer, now, out)
+			}
 		}
 	}
+	return refresh(ctx, c, cl, key, loader, eo, stale, now, out)
+}
+
+// servedNow is what a caller returns when it is served a value whose
+// refresh runs meanwhile.
+func servedNow[V any](ctx context.Context, c *Cache, key string, v V, e *driver.Entry, layer string, now int64, out *Outcome) (V, error) {
+	out.set(ResultHit, layer)
+	if !isFresh(e, now) {
+		c.staleServed.add(1)
+		out.set(ResultStale, layer)
+		c.event(ctx, Event{Kind: EventStaleServed, Layer: layer, Key: key})
+	}
+	return resultOf(c, v, e)
+}
+
+// refresh is the part of a load after the read: take the coordinator's
+// turn, run the loader, store its result and settle cl. stale is the entry
+// the read found, if any.
+func refresh[V any](ctx context.Context, c *Cache, cl *call, key string, loader func(context.Context) (V, error), eo *entryOptions, stale *found[V], now int64, out *Outcome) (V, error) {
+	var zero V
+	defer c.flights.abandon(cl) // see lead
 	// The entry that prompted this load, if any: a read finding only that
 	// one again has not found another instance's load.
 	var known *driver.Entry
-	if r.layer >= 0 {
-		known = r.entry
+	if stale != nil {
+		known = stale.entry
 	}
 
 	if c.coordinator != nil {

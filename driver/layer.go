@@ -15,7 +15,9 @@ import (
 // through to the next layer.
 type Layer interface {
 	// Get returns the entry stored under key, or nil, nil when there is
-	// none or it has expired.
+	// none or it has expired. key is valid only until Get returns (the
+	// cache may build it in a reused buffer): a layer that keeps it must
+	// copy it, as with the slice given to io.Writer.Write.
 	Get(ctx context.Context, key string) (*Entry, error)
 
 	// Set stores e under key. The layer keeps the entry for at most

@@ -1,0 +1,117 @@
+package layercache
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// Loader is a typed loader bound once to a cache and a key space: the ids it
+// is asked for live under its prefix, and its load function is called for
+// the ids that miss. Create it with [NewLoader].
+//
+// Use a Loader on hot paths, for background refresh and for batches; use
+// [Get] for ad-hoc loads with a closure. Because a Loader's function
+// outlives any one call, it can refresh in the background: with
+// stale-while-revalidate or early refresh, every caller that finds the
+// entry due for a refresh, in any layer, gets the current value at once,
+// and the refresh runs on its own goroutine (bounded in number, each under
+// a timeout: [WithBackgroundRefresh]). With Get, the caller that refreshes
+// waits for its loader. A Loader hit, like a Get hit, allocates nothing.
+type Loader[V any] struct {
+	c      *Cache
+	prefix string
+	load   func(ctx context.Context, id string) (V, error)
+	batch  func(ctx context.Context, ids []string) (map[string]V, error)
+	opts   []EntryOption
+	bg     *refresher
+	keys   sync.Pool // *[]byte: where a hit builds its key
+}
+
+// The defaults of [WithBackgroundRefresh].
+const (
+	DefaultRefreshConcurrency = 16
+	DefaultRefreshTimeout     = 10 * time.Second
+)
+
+// WithBatch gives a bound loader ([NewLoader]) the function that loads many
+// ids in one call, for [Loader.GetMany]. Ids it leaves out of its map are
+// absent (cached as such when negative caching is on). Its V must be the
+// loader's; [NewLoader] panics otherwise. Other calls ignore it.
+func WithBatch[V any](batch func(ctx context.Context, ids []string) (map[string]V, error)) EntryOption {
+	return EntryOption{kind: optBatch, fn: batch}
+}
+
+// WithBackgroundRefresh bounds a bound loader's background refreshes: at
+// most concurrency at once (more are left to a later hit), each cancelled
+// after timeout. Default: 16 and 10s. Other calls ignore it.
+func WithBackgroundRefresh(concurrency int, timeout time.Duration) EntryOption {
+	return EntryOption{kind: optBackgroundRefresh, n: concurrency, d: timeout}
+}
+
+// NewLoader binds load to c under prefix: Get(ctx, id) reads the key
+// prefix+id and loads it with load(ctx, id) on a miss. opts apply to every
+// entry the loader writes, after the cache's defaults; they may also carry
+// [WithBatch] and [WithBackgroundRefresh]. NewLoader panics on a nil cache
+// or function, or a batch function of another type: those are mistakes in
+// the program, found when it starts.
+func NewLoader[V any](c *Cache, prefix string, load func(ctx context.Context, id string) (V, error), opts ...EntryOption) *Loader[V] {
+	if c == nil || load == nil {
+		panic("layercache: NewLoader with a nil cache or load function")
+	}
+	l := &Loader[V]{c: c, prefix: prefix, load: load, bg: newRefresher(DefaultRefreshConcurrency, DefaultRefreshTimeout)}
+	for _, o := range opts {
+		switch o.kind {
+		case optBatch:
+			batch, ok := o.fn.(func(context.Context, []string) (map[string]V, error))
+			if !ok {
+				var zero V
+				panic(fmt.Sprintf("layercache: NewLoader[%T] given WithBatch of another type (%T)", zero, o.fn))
+			}
+			l.batch = batch
+		case optBackgroundRefresh:
+			if o.n <= 0 || o.d <= 0 {
+				panic("layercache: WithBackgroundRefresh needs a positive concurrency and timeout")
+			}
+			l.bg = newRefresher(o.n, o.d)
+		default:
+			l.opts = append(l.opts, o)
+		}
+	}
+	l.keys.New = func() any { b := make([]byte, 0, 64); return &b }
+	return l
+}
+
+// Get returns the value of id, loading it on a miss. See [Loader] for how
+// it differs from [Get].
+func (l *Loader[V]) Get(ctx context.Context, id string) (V, error) {
+	c := l.c
+	if c.observer == nil && c.scope == nil {
+		if v, err, ok := l.hit(ctx, id); ok {
+			return v, err
+		}
+	}
+	key := l.prefix + id
+	if c.scope != nil {
+		key = c.scopedKey(ctx, key)
+	}
+	load := l.loaderOf(id)
+	return get(ctx, c, key, load, l.opts, &bound[V]{r: l.bg, load: load})
+}
+
+// hit answers a plain fresh L1 hit, building the key in a reused buffer so
+// that it allocates nothing (layers must not keep the key Get is given).
+func (l *Loader[V]) hit(ctx context.Context, id string) (V, error, bool) {
+	buf := l.keys.Get().(*[]byte)
+	b := append(append((*buf)[:0], l.prefix...), id...)
+	v, err, ok := freshL1[V](ctx, l.c, unsafe.String(unsafe.SliceData(b), len(b)), l.opts)
+	*buf = b
+	l.keys.Put(buf)
+	return v, err, ok
+}
+
+func (l *Loader[V]) loaderOf(id string) func(context.Context) (V, error) {
+	return func(ctx context.Context) (V, error) { return l.load(ctx, id) }
+}
