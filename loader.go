@@ -2,6 +2,7 @@ package layercache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -114,4 +115,55 @@ func (l *Loader[V]) hit(ctx context.Context, id string) (V, error, bool) {
 
 func (l *Loader[V]) loaderOf(id string) func(context.Context) (V, error) {
 	return func(ctx context.Context) (V, error) { return l.load(ctx, id) }
+}
+
+// GetMany returns the values of ids, loading those that miss with the
+// loader's batch function ([WithBatch]) in one call, or, without one, with
+// its load function id by id. Ids without a value (the batch left them out,
+// or load returned [ErrNotFound]) are missing from the result. See
+// [GetMany] for how layers are read and loads shared.
+func (l *Loader[V]) GetMany(ctx context.Context, ids []string) (map[string]V, error) {
+	keys := make([]string, len(ids))
+	idOf := make(map[string]string, len(ids))
+	for i, id := range ids {
+		keys[i] = l.prefix + id
+		idOf[keys[i]] = id
+	}
+	byKey, err := GetMany(ctx, l.c, keys, func(ctx context.Context, keys []string) (map[string]V, error) {
+		asked := make([]string, len(keys))
+		for i, k := range keys {
+			asked[i] = idOf[k]
+		}
+		found, err := l.loadMany(ctx, asked)
+		out := make(map[string]V, len(found))
+		for i, id := range asked {
+			if v, ok := found[id]; ok {
+				out[keys[i]] = v
+			}
+		}
+		return out, err
+	}, l.opts...)
+	out := make(map[string]V, len(byKey))
+	for k, v := range byKey {
+		out[idOf[k]] = v
+	}
+	return out, err
+}
+
+// loadMany loads ids with the batch function, or one by one.
+func (l *Loader[V]) loadMany(ctx context.Context, ids []string) (map[string]V, error) {
+	if l.batch != nil {
+		return l.batch(ctx, ids)
+	}
+	out := make(map[string]V, len(ids))
+	for _, id := range ids {
+		v, err := l.load(ctx, id)
+		switch {
+		case err == nil:
+			out[id] = v
+		case !errors.Is(err, ErrNotFound):
+			return out, err
+		}
+	}
+	return out, nil
 }

@@ -1,0 +1,374 @@
+package layercache
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/layercache/layercache/driver"
+)
+
+// GetMany returns the values cached under keys, loading those that miss
+// with one call of batch. Each layer is read once for all the keys still
+// missing (one MGET per slot on Redis, one batch on disk); batch is given
+// the keys no layer holds, in the order of keys, and returns the values it
+// found: keys it leaves out are absent, cached as such for the negative TTL
+// and missing from the result. The result holds the keys that have a
+// value.
+//
+// Loads are single-flight per key with [Get]: a key being loaded by a Get
+// or another GetMany is waited for, not loaded twice, and a Get of a key
+// this GetMany is loading waits for it. An error of batch is returned (the
+// values found in layers are returned with it) and cached for no key.
+func GetMany[V any](ctx context.Context, c *Cache, keys []string, batch func(ctx context.Context, keys []string) (map[string]V, error), opts ...EntryOption) (map[string]V, error) {
+	if c.closed.Load() {
+		return nil, ErrClosed
+	}
+	if batch == nil {
+		return nil, errors.New("layercache: GetMany with a nil batch function")
+	}
+	eo := c.defaults.with(opts)
+	if err := eo.validate(); err != nil {
+		return nil, err
+	}
+	eo.tags = c.scopedAll(ctx, eo.tags)
+	stored := c.scopedAll(ctx, keys) // the keys as the layers know them
+	byStored := make(map[string]string, len(keys))
+	for i, k := range stored {
+		byStored[k] = keys[i]
+	}
+	got, err := getMany(ctx, c, dedupe(stored), func(ctx context.Context, missing []string) (map[string]V, error) {
+		asked := make([]string, len(missing))
+		for i, k := range missing {
+			asked[i] = byStored[k]
+		}
+		found, err := batch(ctx, asked)
+		if c.scope == nil || found == nil {
+			return found, err
+		}
+		scoped := make(map[string]V, len(found))
+		for i, k := range asked {
+			if v, ok := found[k]; ok {
+				scoped[missing[i]] = v
+			}
+		}
+		return scoped, err
+	}, &eo)
+	out := make(map[string]V, len(got))
+	for k, v := range got {
+		out[byStored[k]] = v
+	}
+	return out, err
+}
+
+func dedupe(keys []string) []string {
+	seen := make(map[string]struct{}, len(keys))
+	out := keys[:0:0]
+	for _, k := range keys {
+		if _, dup := seen[k]; !dup {
+			seen[k] = struct{}{}
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// getMany is GetMany over distinct stored keys.
+func getMany[V any](ctx context.Context, c *Cache, keys []string, batch func(context.Context, []string) (map[string]V, error), eo *entryOptions) (map[string]V, error) {
+	out := make(map[string]V, len(keys))
+	now := time.Now().UnixNano()
+
+	// Plain fresh L1 hits first; every other key joins its flight.
+	led := make(map[string]*call)
+	var mine []string // keys this call loads, in order
+	var theirs []*call
+	for _, k := range keys {
+		if c.l1 != nil {
+			if e, _ := c.l1.Get(ctx, k); e != nil && isFresh(e, now) && !e.Expired(now) {
+				c.l1.hits.add(1)
+				if e.Negative {
+					c.negativeHits.add(1)
+					continue
+				}
+				v, err := inProcessValue[V](c, k, e)
+				if err != nil {
+					return out, err
+				}
+				if out[k], err = cloneIf(c, v); err != nil {
+					return out, err
+				}
+				continue
+			}
+		}
+		cl, leader := c.flights.join(k, eo.tags)
+		if leader {
+			led[k] = cl
+			mine = append(mine, k)
+		} else {
+			theirs = append(theirs, cl)
+		}
+	}
+	// Whatever happens below, no call this one leads may stay unsettled.
+	defer func() {
+		for _, cl := range led {
+			c.flights.abandon(cl)
+		}
+	}()
+
+	var loadErr error
+	if len(mine) > 0 {
+		missing := readMany(ctx, c, led, mine, out, now)
+		if len(missing) > 0 {
+			loadErr = loadMany(ctx, c, led, missing, batch, out, eo)
+		}
+	}
+
+	for _, cl := range theirs {
+		early, err := cl.wait(ctx)
+		if err != nil {
+			return out, err
+		}
+		switch {
+		case early: // its leader serves a value while it refreshes it
+			if s := cl.served; s.err == nil {
+				if v, ok := s.val.(V); ok {
+					out[cl.key] = v
+				}
+			}
+		case cl.abandoned:
+			// Its leader left: load it alone, through the same batch.
+			one := func(ctx context.Context) (V, error) {
+				found, err := batch(ctx, []string{cl.key})
+				if err != nil {
+					var zero V
+					return zero, err
+				}
+				v, ok := found[cl.key]
+				if !ok {
+					return v, ErrNotFound
+				}
+				return v, nil
+			}
+			if v, err := getCore(ctx, c, cl.key, one, nil, nil, nil); err == nil {
+				out[cl.key] = v
+			} else if !errors.Is(err, ErrNotFound) && loadErr == nil {
+				loadErr = err
+			}
+		case cl.err == nil:
+			v, err := callResult[V](c, cl)
+			if err != nil {
+				return out, err
+			}
+			out[cl.key] = v
+		case !errors.Is(cl.err, ErrNotFound) && loadErr == nil:
+			loadErr = cl.err
+		}
+	}
+	return out, loadErr
+}
+
+// readMany reads the keys this call leads from the layers below L1, one
+// batch per layer, settles the calls of the keys found fresh, and returns
+// the keys still missing, in order.
+func readMany[V any](ctx context.Context, c *Cache, led map[string]*call, keys []string, out map[string]V, now int64) []string {
+	missing := keys
+	for i, l := range c.layers {
+		if len(missing) == 0 {
+			break
+		}
+		if l == c.l1 {
+			continue // read above
+		}
+		entries, err := l.getMany(ctx, missing)
+		if err != nil {
+			continue // a miss in this layer, counted by the layer
+		}
+		var still []string
+		for j, k := range missing {
+			e := entries[j]
+			if e != nil && !l.inProcess && c.journal.skips(i, k) {
+				e = nil
+			}
+			if e == nil || e.Expired(now) || !isFresh(e, now) || (!l.inProcess && c.journal.skipsTags(i, e.Tags)) {
+				l.misses.add(1)
+				still = append(still, k)
+				continue
+			}
+			var v V
+			if l.inProcess {
+				v, err = inProcessValue[V](c, k, e)
+			} else if !e.Negative {
+				v, err = decodeValue[V](c.codec, e.Payload, e.Codec)
+			}
+			if err != nil {
+				l.errors.Add(1)
+				l.misses.add(1)
+				still = append(still, k)
+				continue
+			}
+			l.hits.add(1)
+			cl := led[k]
+			queued := i > 0 && backfill(ctx, c, cl, k, i, e, v)
+			c.flights.finish(cl, boxed(v, e), negErr(e), queued)
+			delete(led, k)
+			if !e.Negative {
+				if out[k], err = cloneIf(c, v); err != nil {
+					delete(out, k)
+				}
+			}
+		}
+		missing = still
+	}
+	return missing
+}
+
+// loadMany loads the missing keys with one call of batch, stores what it
+// returns (and the absences, for the negative TTL) and settles their calls.
+func loadMany[V any](ctx context.Context, c *Cache, led map[string]*call, missing []string, batch func(context.Context, []string) (map[string]V, error), out map[string]V, eo *entryOptions) error {
+	c.loads.add(1)
+	found, err := runBatch(ctx, batch, missing)
+	if err != nil {
+		c.loadErrors.add(1)
+		for _, k := range missing {
+			cl := led[k]
+			if ctx.Err() != nil {
+				c.flights.abandon(cl) // a waiter loads it instead
+			} else {
+				c.flights.finish(cl, nil, err, false)
+			}
+			delete(led, k)
+		}
+		return err
+	}
+	for _, k := range missing {
+		cl := led[k]
+		v, ok := found[k]
+		if !ok {
+			c.notFound.add(1)
+			keep := c.store(ctx, cl, k, nil, true, eo)
+			c.flights.finish(cl, nil, ErrNotFound, keep)
+			delete(led, k)
+			continue
+		}
+		held := any(v)
+		if c.clone {
+			cp, err := cloneValue(c.codec, v)
+			if err != nil {
+				c.flights.finish(cl, nil, err, false)
+				delete(led, k)
+				continue
+			}
+			held = cp
+		}
+		keep := c.store(ctx, cl, k, held, false, eo)
+		c.flights.finish(cl, held, nil, keep)
+		delete(led, k)
+		out[k] = v
+	}
+	return nil
+}
+
+// runBatch calls batch, turning a panic into a *PanicError.
+func runBatch[V any](ctx context.Context, batch func(context.Context, []string) (map[string]V, error), keys []string) (found map[string]V, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &PanicError{Value: p}
+		}
+	}()
+	return batch(ctx, slices.Clone(keys))
+}
+
+// getMany reads keys from the layer, in one round trip when it can.
+func (l *layer) getMany(ctx context.Context, keys []string) ([]*driver.Entry, error) {
+	bg, ok := l.Layer.(driver.BatchGetter)
+	if !ok {
+		out := make([]*driver.Entry, len(keys))
+		for i, k := range keys {
+			e, err := l.get(ctx, k)
+			if err != nil {
+				if !l.inProcess {
+					continue // a miss for this key; counted by the layer
+				}
+				return nil, err
+			}
+			out[i] = e
+		}
+		return out, nil
+	}
+	var out []*driver.Entry
+	err := l.do(ctx, "get", func(ctx context.Context) error {
+		var err error
+		out, err = bg.GetMany(ctx, keys)
+		return err
+	})
+	if err == nil && len(out) != len(keys) {
+		err = &LayerError{Op: "get", Layer: l.name, Err: errors.New("batch read returned the wrong number of entries")}
+	}
+	return out, err
+}
+
+// SetMany stores every value of items in every layer, in one round trip per
+// layer where the layer can (a Redis pipeline, one disk transaction), then
+// tells the other instances with one message. Running loads of the keys do
+// not overwrite the values. Failures are returned as for [Set].
+func SetMany[V any](ctx context.Context, c *Cache, items map[string]V, opts ...EntryOption) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	if len(items) == 0 {
+		return nil
+	}
+	eo := c.defaults.with(opts)
+	if err := eo.validate(); err != nil {
+		return err
+	}
+	eo.tags = c.scopedAll(ctx, eo.tags)
+	keys := make([]string, 0, len(items))
+	for k := range items {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	stored := c.scopedAll(ctx, keys)
+	mems := make([]*driver.Entry, len(keys))
+	wires := make([]*driver.Entry, len(keys))
+	for i, k := range keys {
+		v := items[k]
+		if c.clone {
+			var err error
+			if v, err = cloneValue(c.codec, v); err != nil {
+				return err
+			}
+		}
+		var err error
+		if mems[i], wires[i], err = c.entries(v, false, &eo); err != nil {
+			return err
+		}
+	}
+	c.sets.Add(uint64(len(keys)))
+	return c.apply(ctx,
+		func() { c.flights.invalidateKeys(stored) },
+		func(l *layer) error {
+			entries := wires
+			if l.inProcess {
+				entries = mems
+			}
+			return l.setMany(ctx, stored, entries)
+		},
+		driver.Message{Op: driver.OpSet, Keys: stored})
+}
+
+// setMany writes entries to the layer, in one round trip when it can.
+func (l *layer) setMany(ctx context.Context, keys []string, entries []*driver.Entry) error {
+	bs, ok := l.Layer.(driver.BatchSetter)
+	if !ok {
+		var errs []error
+		for i, k := range keys {
+			if err := l.set(ctx, k, entries[i]); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return joinErrors(errs)
+	}
+	return l.do(ctx, "set", func(ctx context.Context) error { return bs.SetMany(ctx, keys, entries) })
+}

@@ -1,0 +1,221 @@
+package layercache_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/layercache/layercache"
+	"github.com/layercache/layercache/driver"
+	"github.com/layercache/layercache/drivers/redis"
+	"github.com/layercache/layercache/internal/redistest"
+)
+
+// commandCalls reads how many times Redis ran cmd since the last
+// CONFIG RESETSTAT.
+func commandCalls(t *testing.T, srv *redistest.Server, cmd string) int {
+	t.Helper()
+	info := srv.Client(t).Info(context.Background(), "commandstats").Val()
+	for _, line := range strings.Split(info, "\n") {
+		if rest, ok := strings.CutPrefix(line, "cmdstat_"+cmd+":calls="); ok {
+			var n int
+			fmt.Sscanf(rest, "%d", &n)
+			return n
+		}
+	}
+	return 0
+}
+
+func ids(prefix string, from, to int) []string {
+	var out []string
+	for i := from; i < to; i++ {
+		out = append(out, fmt.Sprintf("%s%d", prefix, i))
+	}
+	return out
+}
+
+// 100 keys, 40 of them in Redis: one MGET, one batch load of the other 60,
+// in the order asked.
+func TestGetMany_OneBatchReadPerLayerAndOneBatchLoad(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	writer := newCache(t, []driver.Layer{newRedisLayer(t, srv, redis.Options{})})
+	keys := ids("k", 0, 100)
+	for _, k := range keys[30:70] {
+		must(t, layercache.Set(ctx, writer, k, "cached:"+k))
+	}
+	c := newCache(t, []driver.Layer{newMemory(t, memoryOpts), newRedisLayer(t, srv, redis.Options{})})
+	must(t, srv.Client(t).ConfigResetStat(ctx).Err())
+
+	var batches [][]string
+	got, err := layercache.GetMany(ctx, c, keys, func(_ context.Context, missing []string) (map[string]string, error) {
+		batches = append(batches, missing)
+		out := map[string]string{}
+		for _, k := range missing {
+			out[k] = "loaded:" + k
+		}
+		return out, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mget, get := commandCalls(t, srv, "mget"), commandCalls(t, srv, "get"); mget != 1 || get != 0 {
+		t.Fatalf("Redis ran %d MGET and %d GET, want one MGET", mget, get)
+	}
+	want := slices.Concat(keys[:30], keys[70:])
+	if len(batches) != 1 || !slices.Equal(batches[0], want) {
+		t.Fatalf("batch loads %v, want one of the 60 missing keys in order", batches)
+	}
+	for i, k := range keys {
+		w := "loaded:" + k
+		if i >= 30 && i < 70 {
+			w = "cached:" + k
+		}
+		if got[k] != w {
+			t.Fatalf("%s = %q, want %q", k, got[k], w)
+		}
+	}
+	// Now all in L1: nothing is read or loaded.
+	if _, err := layercache.GetMany(ctx, c, keys, func(context.Context, []string) (map[string]string, error) {
+		t.Error("a second GetMany loaded")
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// GetMany and single Gets of the same keys, at once, load each key once.
+func TestGetMany_SharesLoadsWithGet(t *testing.T) {
+	c, _ := memCache(t)
+	ctx := context.Background()
+	keys := ids("k", 0, 50)
+	loads := make(map[string]*atomic.Int32)
+	for _, k := range keys {
+		loads[k] = new(atomic.Int32)
+	}
+	batch := func(_ context.Context, missing []string) (map[string]string, error) {
+		time.Sleep(20 * time.Millisecond)
+		out := map[string]string{}
+		for _, k := range missing {
+			loads[k].Add(1)
+			out[k] = "v:" + k
+		}
+		return out, nil
+	}
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := layercache.GetMany(ctx, c, keys, batch)
+			if err != nil || len(got) != len(keys) {
+				t.Errorf("GetMany: %d values, %v", len(got), err)
+			}
+		}()
+		for _, k := range keys {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				v, err := layercache.Get(ctx, c, k, func(context.Context) (string, error) {
+					time.Sleep(20 * time.Millisecond)
+					loads[k].Add(1)
+					return "v:" + k, nil
+				})
+				if err != nil || v != "v:"+k {
+					t.Errorf("Get(%s) = %q, %v", k, v, err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	for _, k := range keys {
+		if n := loads[k].Load(); n != 1 {
+			t.Errorf("%s was loaded %d times", k, n)
+		}
+	}
+}
+
+// Keys the batch leaves out are cached as absent when negative caching is
+// on, and are missing from the result.
+func TestGetMany_AbsentKeysCachedAsAbsent(t *testing.T) {
+	c, _ := memCache(t)
+	ctx := context.Background()
+	var asked [][]string
+	batch := func(_ context.Context, missing []string) (map[string]string, error) {
+		asked = append(asked, missing)
+		return map[string]string{"a": "A"}, nil
+	}
+	for range 2 {
+		got, err := layercache.GetMany(ctx, c, []string{"a", "ghost", "a"}, batch, layercache.WithNegativeTTL(time.Minute))
+		if err != nil || len(got) != 1 || got["a"] != "A" {
+			t.Fatalf("GetMany = %v, %v", got, err)
+		}
+	}
+	if len(asked) != 1 || !slices.Equal(asked[0], []string{"a", "ghost"}) {
+		t.Fatalf("batch calls %v, want one for a and ghost", asked)
+	}
+}
+
+// SetMany writes Redis in one pipeline and the values are everyone's.
+func TestSetMany_OnePipelinePerLayer(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	proxy := redistest.NewProxy(t, srv.Addr())
+	client := redistest.ClientFor(t, proxy.Addr(), "")
+	must(t, client.Ping(ctx).Err())
+	l2, err := redis.New(redis.Options{Client: client, Prefix: "test:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCache(t, []driver.Layer{newMemory(t, memoryOpts), l2})
+	items := map[string]int{}
+	for i := range 50 {
+		items[fmt.Sprintf("k%d", i)] = i
+	}
+	before := proxy.UpstreamWrites()
+	must(t, layercache.SetMany(ctx, c, items, layercache.WithTTL(time.Minute)))
+	if n := proxy.UpstreamWrites() - before; n > 5 { // one pipeline, in a few TCP writes; a loop of Set would be 50
+		t.Fatalf("SetMany of 50 keys took %d round trips to Redis", n)
+	}
+	other := newCache(t, []driver.Layer{newRedisLayer(t, srv, redis.Options{})})
+	for k, want := range items {
+		if v, ok, err := layercache.Lookup[int](ctx, other, k); !ok || err != nil || v != want {
+			t.Fatalf("%s in Redis = %v, %v, %v", k, v, ok, err)
+		}
+	}
+}
+
+// A bound loader's GetMany uses its batch function with ids.
+func TestLoader_GetManyUsesBatchWithIDs(t *testing.T) {
+	c, _ := memCache(t)
+	ctx := context.Background()
+	var asked []string
+	users := layercache.NewLoader(c, "user:", func(context.Context, string) (string, error) {
+		t.Error("the single load ran although a batch function is set")
+		return "", nil
+	}, layercache.WithBatch(func(_ context.Context, ids []string) (map[string]string, error) {
+		asked = append(asked, ids...)
+		out := map[string]string{}
+		for _, id := range ids {
+			if id != "9" {
+				out[id] = "user " + id
+			}
+		}
+		return out, nil
+	}))
+	got, err := users.GetMany(ctx, []string{"1", "2", "9"})
+	if err != nil || len(got) != 2 || got["1"] != "user 1" || got["2"] != "user 2" {
+		t.Fatalf("GetMany = %v, %v", got, err)
+	}
+	if !slices.Equal(asked, []string{"1", "2", "9"}) {
+		t.Fatalf("batch asked for %v", asked)
+	}
+	if v, err := users.Get(ctx, "1"); err != nil || v != "user 1" {
+		t.Fatalf("Get after GetMany = %q, %v", v, err)
+	}
+}
