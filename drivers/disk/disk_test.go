@@ -222,6 +222,12 @@ func TestDriver_OpensLayerFromConfig(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "layers[2].ttl") {
 		t.Errorf("OpenLayer with a negative ttl = %v; want an error naming layers[2].ttl", err)
 	}
+	// A directory held by the open layer: an error and no layer, not a
+	// typed nil that panics when closed.
+	held, err := dd.OpenLayer(context.Background(), fakeConfig{func(o *Options) { o.Dir, o.Logger = dir, quietLogger }})
+	if !errors.Is(err, ErrLocked) || held != nil {
+		t.Errorf("OpenLayer of a held directory = %#v, %v; want nil and ErrLocked", held, err)
+	}
 }
 
 func TestSet_TTLCapsEntryLifetime(t *testing.T) {

@@ -23,7 +23,11 @@ func (diskDriver) OpenLayer(_ context.Context, cfg driver.Config) (driver.Layer,
 	if err := o.validate(); err != nil {
 		return nil, fmt.Errorf("layercache/disk: %s.%s: %s", cfg.Path(), err.key, err.msg)
 	}
-	return New(o)
+	l, err := New(o)
+	if err != nil {
+		return nil, err // not a typed nil inside a non-nil driver.Layer
+	}
+	return l, nil
 }
 
 var _ driver.Driver = diskDriver{}

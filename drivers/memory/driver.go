@@ -23,7 +23,11 @@ func (memoryDriver) OpenLayer(_ context.Context, cfg driver.Config) (driver.Laye
 	if err := o.validate(); err != nil {
 		return nil, fmt.Errorf("layercache/memory: %s.%s: %s", cfg.Path(), err.key, err.msg)
 	}
-	return New(o)
+	l, err := New(o)
+	if err != nil {
+		return nil, err // not a typed nil inside a non-nil driver.Layer
+	}
+	return l, nil
 }
 
 var _ driver.Driver = memoryDriver{}
