@@ -56,8 +56,9 @@ type Options struct {
 	// Default: "" (keys are stored as given; Clear refuses to run).
 	Prefix string `yaml:"prefix"`
 
-	// Timeout is the time one operation may take (InvalidateTags and
-	// Clear, which may run long on purpose, excepted). The layer
+	// Timeout is the time one operation may take (InvalidateTags,
+	// InvalidatePrefix, ExpireTags, ExpirePrefix and Clear, which may run
+	// long on purpose, excepted). The layer
 	// enforces it itself (see [Layer.Timeout]): through the
 	// client's socket timeouts when they are within it and go-redis will
 	// not retry, else with a context deadline per operation.
