@@ -40,25 +40,13 @@ func (c *Cache) onMessage(m driver.Message) {
 	// Counted once applied, so that whoever sees the count sees the effect.
 	defer c.busIn.Add(1)
 	defer c.event(ctx, Event{Kind: EventInvalidation, Op: m.Op.String()})
-	switch m.Op {
-	case driver.OpSet, driver.OpDelete:
-		c.undoWrites(c.flights.invalidateKeys(m.Keys))
-		for _, l := range c.privateLayers() {
-			_ = l.del(ctx, m.Keys)
-		}
-	case driver.OpInvalidate:
+	if m.Op == driver.OpInvalidate {
 		if m.Tags = c.takeRotations(m.Tags); len(m.Tags) == 0 {
 			return
 		}
-		c.undoWrites(c.flights.invalidateTags(m.Tags))
-		for _, l := range c.privateLayers() {
-			_ = l.invalidateTags(ctx, m.Tags)
-		}
-	case driver.OpClear:
-		c.drop(c.privateLayers())
-	default:
-		c.busErrors.Add(1)
-		c.logger.Warn("layercache: unknown bus operation", "op", m.Op, "origin", m.Origin)
+	}
+	if err := c.applyRemote(ctx, m); err != nil {
+		c.logger.Debug("layercache: a private layer failed to apply another instance's change", "op", m.Op, "origin", m.Origin, "err", err)
 	}
 }
 

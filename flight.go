@@ -3,6 +3,7 @@ package layercache
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -293,6 +294,14 @@ func (f *flights) invalidateKeys(keys []string) (written []*call) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.mark(func(c *call) bool { return slices.Contains(keys, c.key) })
+}
+
+// invalidatePrefix marks the loads, reads and pending writes of keys under
+// prefix, and returns the finished loads already written.
+func (f *flights) invalidatePrefix(prefix string) (written []*call) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.mark(func(c *call) bool { return strings.HasPrefix(c.key, prefix) })
 }
 
 // invalidateTags marks the loads, reads and pending writes carrying any of

@@ -71,7 +71,7 @@ func freshL1[V any](ctx context.Context, c *Cache, key string, opts []EntryOptio
 		c.negativeHits.add(1)
 		return zero, ErrNotFound, true
 	}
-	if e.Value == nil && isInterface[V]() { // a cached nil of an interface type
+	if e.Value == nil && e.Payload == nil && isInterface[V]() { // a cached nil of an interface type
 		l1.hits.add(1)
 		return zero, nil, true
 	}
@@ -242,6 +242,10 @@ func cloneIf[V any](c *Cache, v V) (V, error) {
 // inProcessValue returns the value an in-process entry holds as a V. A nil
 // Value is a cached nil of an interface type (or an absence).
 func inProcessValue[V any](c *Cache, key string, e *driver.Entry) (V, error) {
+	if e.Value == nil && e.Payload != nil && !e.Negative {
+		// Imported from a snapshot: held encoded until a write replaces it.
+		return decodeValue[V](c.codec, e.Payload, e.Codec)
+	}
 	if e.Negative || (e.Value == nil && isInterface[V]()) {
 		var zero V
 		return zero, nil

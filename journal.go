@@ -3,6 +3,7 @@ package layercache
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,10 +23,11 @@ import (
 // Until a change is replayed, reads of its key or tag skip the layer it
 // failed on, so this instance never reads the old value back from it.
 type journal struct {
-	mu   sync.Mutex
-	ops  []*journalOp
-	keys map[string]*journalOp
-	tags map[string]*journalOp
+	mu       sync.Mutex
+	ops      []*journalOp
+	keys     map[string]*journalOp
+	tags     map[string]*journalOp
+	prefixes map[string]*journalOp
 	// cleared has a bit per layer whose Clear is pending: every read skips
 	// that layer, and key or tag removals on it need no entry of their own.
 	cleared uint64
@@ -45,6 +47,7 @@ type journalKind uint8
 const (
 	journalKey journalKind = iota
 	journalTag
+	journalPrefix
 	journalClear
 )
 
@@ -65,12 +68,13 @@ const maxJournaledLayers = 64
 
 func newJournal(limit int) *journal {
 	return &journal{
-		keys:  make(map[string]*journalOp),
-		tags:  make(map[string]*journalOp),
-		limit: limit,
-		wake:  make(chan struct{}, 1),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
+		keys:     make(map[string]*journalOp),
+		tags:     make(map[string]*journalOp),
+		prefixes: make(map[string]*journalOp),
+		limit:    limit,
+		wake:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
 	}
 }
 
@@ -94,13 +98,21 @@ func (j *journal) record(m driver.Message, failed uint64, unsent bool) (lost int
 			lost++
 		}
 		j.compact()
-	case driver.OpInvalidate:
+	case driver.OpInvalidate, driver.OpExpireTags:
+		// A soft expiry that failed is replayed as a removal: gone is
+		// staler than stale.
 		for _, t := range m.Tags {
 			if !j.add(journalTag, t, failed&^j.cleared, unsent) {
 				lost++
 			}
 		}
-	default: // OpSet, OpDelete: the key's older value must go
+	case driver.OpInvalidatePrefix, driver.OpExpirePrefix:
+		for _, p := range m.Keys {
+			if !j.add(journalPrefix, p, failed&^j.cleared, unsent) {
+				lost++
+			}
+		}
+	default: // OpSet, OpDelete, OpExpire: the key's older value must go
 		for _, k := range m.Keys {
 			if !j.add(journalKey, k, failed&^j.cleared, unsent) {
 				lost++
@@ -142,6 +154,8 @@ func (j *journal) index(kind journalKind) map[string]*journalOp {
 		return j.keys
 	case journalTag:
 		return j.tags
+	case journalPrefix:
+		return j.prefixes
 	}
 	return nil
 }
@@ -179,8 +193,15 @@ func (j *journal) skips(i int, key string) bool {
 	if j.cleared&bit != 0 {
 		return true
 	}
-	op := j.keys[key]
-	return op != nil && op.layers&bit != 0
+	if op := j.keys[key]; op != nil && op.layers&bit != 0 {
+		return true
+	}
+	for p, op := range j.prefixes {
+		if op.layers&bit != 0 && strings.HasPrefix(key, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // skipsTags reports whether an entry read from layer i carries a tag whose
@@ -305,6 +326,12 @@ func (c *Cache) replayJournal() {
 				err = l.del(ctx, r.names)
 			case journalTag:
 				err = l.invalidateTags(ctx, r.names)
+			case journalPrefix:
+				for _, p := range r.names {
+					if err = l.invalidatePrefix(ctx, p); err != nil {
+						break
+					}
+				}
 			case journalClear:
 				err = l.clear(ctx)
 			}
@@ -320,6 +347,8 @@ func (c *Cache) replayJournal() {
 			switch r.kind {
 			case journalTag:
 				m = driver.Message{Op: driver.OpInvalidate, Tags: r.names}
+			case journalPrefix:
+				m = driver.Message{Op: driver.OpInvalidatePrefix, Keys: r.names}
 			case journalClear:
 				m = driver.Message{Op: driver.OpClear}
 			}

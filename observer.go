@@ -41,9 +41,11 @@ const (
 	OpInvalidateTags
 	OpClear
 	OpLoad
+	OpInvalidatePrefix // Keys holds the prefix
+	OpExpire           // Expire (Keys), ExpireTags (Tags), ExpirePrefix (Keys holds the prefix)
 )
 
-var opNames = [...]string{"", "get", "lookup", "set", "delete", "invalidate_tags", "clear", "load"}
+var opNames = [...]string{"", "get", "lookup", "set", "delete", "invalidate_tags", "clear", "load", "invalidate_prefix", "expire"}
 
 func (k OpKind) String() string {
 	if int(k) < len(opNames) {

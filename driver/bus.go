@@ -7,10 +7,14 @@ type Op uint8
 
 // The operations an invalidation bus carries.
 const (
-	OpSet        Op = iota + 1 // keys were written; others drop their copies
-	OpDelete                   // keys were deleted
-	OpInvalidate               // tags were invalidated
-	OpClear                    // everything was cleared
+	OpSet              Op = iota + 1 // keys were written; others drop their copies
+	OpDelete                         // keys were deleted
+	OpInvalidate                     // tags were invalidated
+	OpClear                          // everything was cleared
+	OpInvalidatePrefix               // entries under the key prefixes in Keys were removed
+	OpExpire                         // keys were made stale
+	OpExpireTags                     // entries carrying one of the tags were made stale
+	OpExpirePrefix                   // entries under the key prefixes in Keys were made stale
 )
 
 // String returns the operation's name.
@@ -24,6 +28,14 @@ func (o Op) String() string {
 		return "invalidate"
 	case OpClear:
 		return "clear"
+	case OpInvalidatePrefix:
+		return "invalidate_prefix"
+	case OpExpire:
+		return "expire"
+	case OpExpireTags:
+		return "expire_tags"
+	case OpExpirePrefix:
+		return "expire_prefix"
 	}
 	return "unknown"
 }
@@ -36,7 +48,7 @@ type Message struct {
 	// messages.
 	Origin string
 	Op     Op
-	Keys   []string
+	Keys   []string // the keys, or for the prefix operations the prefixes
 	Tags   []string
 }
 

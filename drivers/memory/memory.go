@@ -206,6 +206,23 @@ func hasAnyTag(e *driver.Entry, tags []string) bool {
 	return false
 }
 
+// Range calls fn with each entry the layer holds until fn returns false.
+func (l *Layer) Range(ctx context.Context, fn func(key string, e *driver.Entry) bool) error {
+	now := time.Now().UnixNano()
+	for key, e := range l.cache.All() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if e.Expired(now) {
+			continue
+		}
+		if !fn(key, e) {
+			return nil
+		}
+	}
+	return nil
+}
+
 // Len returns the approximate number of entries held, which may include
 // expired entries not yet cleaned up.
 func (l *Layer) Len() int {
@@ -237,4 +254,5 @@ var (
 	_ driver.Clearer            = (*Layer)(nil)
 	_ driver.TagInvalidator     = (*Layer)(nil)
 	_ driver.ConditionalDeleter = (*Layer)(nil)
+	_ driver.Ranger             = (*Layer)(nil)
 )
