@@ -134,3 +134,15 @@ func (b *breaker) snapshot() (BreakerState, uint64) {
 	defer b.mu.Unlock()
 	return b.state, b.opened
 }
+
+// status returns the breaker's state and, while it is open, when it lets
+// the next probe through (the zero time otherwise), read together so that
+// the two agree.
+func (b *breaker) status() (BreakerState, time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state != BreakerOpen {
+		return b.state, time.Time{}
+	}
+	return b.state, b.openUntil
+}
