@@ -325,3 +325,29 @@ func BenchmarkHealth(b *testing.B) {
 		b.ReportMetric(float64(health)/float64(ping), "x-vs-ping")
 	})
 }
+
+// The Redis bus and coordinator report their own health.
+func TestHealth_RedisBusAndCoordinatorPing(t *testing.T) {
+	srv := redistest.Start(t)
+	client := srv.Client(t)
+	bus, err := redis.NewBus(redis.BusOptions{Client: client, Namespace: "health"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	co, err := redis.NewCoordinator(redis.CoordinatorOptions{Client: client, Namespace: "health"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := redisStack(t, client, redis.Options{}, layercache.WithBus(bus), layercache.WithCoordinator(co))
+	ctx := context.Background()
+	r := c.Health(ctx)
+	if r.Bus == nil || r.Bus.Status != layercache.HealthUp || r.Coordinator == nil || r.Coordinator.Status != layercache.HealthUp {
+		t.Fatalf("bus %+v, coordinator %+v; want both up", r.Bus, r.Coordinator)
+	}
+	srv.Pause()
+	defer srv.Resume()
+	r = c.Health(ctx)
+	if r.Bus.Status != layercache.HealthDown || r.Coordinator.Status != layercache.HealthDown {
+		t.Fatalf("with Redis paused: bus %+v, coordinator %+v; want both down", r.Bus, r.Coordinator)
+	}
+}
