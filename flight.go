@@ -296,6 +296,28 @@ func (f *flights) invalidateKeys(keys []string) (written []*call) {
 	return f.mark(func(c *call) bool { return slices.Contains(keys, c.key) })
 }
 
+// invalidateAllTags marks the loads, reads and pending writes carrying
+// every one of tags, and returns the finished loads already written. The
+// tags' stamps move as for invalidateTags: a write whose entry's tags were
+// not known when its call began is dropped if it carries any of them, which
+// costs at most a load.
+func (f *flights) invalidateAllTags(tags []string) (written []*call) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stampTags(tags)
+	hasAll := func(have []string) bool {
+		for _, t := range tags {
+			if !slices.Contains(have, t) {
+				return false
+			}
+		}
+		return true
+	}
+	return f.mark(func(c *call) bool {
+		return hasAll(c.tags) || (c.writtenAt.Load() != 0 && c.wire != nil && hasAll(c.wire.Tags))
+	})
+}
+
 // invalidatePrefix marks the loads, reads and pending writes of keys under
 // prefix, and returns the finished loads already written.
 func (f *flights) invalidatePrefix(prefix string) (written []*call) {

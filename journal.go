@@ -98,6 +98,12 @@ func (j *journal) record(m driver.Message, failed uint64, unsent bool) (lost int
 			lost++
 		}
 		j.compact()
+	case driver.OpInvalidateAllTags:
+		// Replayed as a removal of the first tag: more than asked,
+		// never less.
+		if len(m.Tags) > 0 && !j.add(journalTag, m.Tags[0], failed&^j.cleared, unsent) {
+			lost++
+		}
 	case driver.OpInvalidate, driver.OpExpireTags:
 		// A soft expiry that failed is replayed as a removal: gone is
 		// staler than stale.

@@ -6,6 +6,32 @@ import (
 	"github.com/layercache/layercache/driver"
 )
 
+// InvalidateAllTags removes every entry that carries all of tags (where
+// [Cache.InvalidateTags] removes those carrying any of them) from every
+// layer and instance: the entries of one user in one region, say, tagged
+// "user:7" and "region:eu". A layer that cannot intersect tags (memcached)
+// removes every entry carrying the first tag instead, as does the replay
+// of an intersection that failed during an outage: more than asked, never
+// less.
+func (c *Cache) InvalidateAllTags(ctx context.Context, tags ...string) error {
+	if len(tags) == 0 && !c.closed.Load() {
+		return nil
+	}
+	tags = c.scopedAll(ctx, tags)
+	c.invalidatedTags.Add(uint64(len(tags)))
+	return c.invalidate(ctx, Operation{Kind: OpInvalidateTags, Tags: tags},
+		func() { c.flights.invalidateAllTags(tags) },
+		func(ctx context.Context, l *layer) error { return l.invalidateAllTags(ctx, tags) },
+		driver.Message{Op: driver.OpInvalidateAllTags, Tags: tags})
+}
+
+func (l *layer) invalidateAllTags(ctx context.Context, tags []string) error {
+	if ai, ok := l.Layer.(driver.AllTagsInvalidator); ok {
+		return l.do(ctx, "invalidate", func(ctx context.Context) error { return ai.InvalidateAllTags(ctx, tags...) })
+	}
+	return l.invalidateTags(ctx, tags[:1])
+}
+
 // InvalidatePrefix removes every entry whose key starts with prefix from
 // every layer, then tells the other instances to do the same in their
 // private layers. On a namespace view the prefix is within the namespace.
@@ -116,6 +142,12 @@ func (c *Cache) applyRemote(ctx context.Context, m driver.Message) error {
 	case driver.OpExpireTags:
 		c.undoWrites(c.flights.invalidateTags(m.Tags))
 		each(func(l *layer) error { return l.expireTags(ctx, m.Tags) })
+	case driver.OpInvalidateAllTags:
+		if len(m.Tags) == 0 {
+			break
+		}
+		c.undoWrites(c.flights.invalidateAllTags(m.Tags))
+		each(func(l *layer) error { return l.invalidateAllTags(ctx, m.Tags) })
 	case driver.OpInvalidatePrefix, driver.OpExpirePrefix:
 		for _, p := range m.Keys {
 			c.undoWrites(c.flights.invalidatePrefix(p))

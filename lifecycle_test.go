@@ -77,3 +77,31 @@ func TestExpire_EntriesServedStaleWhileOneLoadRuns(t *testing.T) {
 		t.Fatalf("the refreshed value is not fresh: %s", got)
 	}
 }
+
+// An intersection of tags removes exactly the entries carrying all of them,
+// on every instance.
+func TestInvalidateAllTags_RemovesTheIntersectionEverywhere(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	a := busInstance(t, srv.Client(t))
+	b := busInstance(t, srv.Client(t))
+	tagged := map[string][]string{"both": {"user:7", "region:eu"}, "user": {"user:7"}, "region": {"region:eu"}}
+	for k, tags := range tagged {
+		must(t, layercache.Set(ctx, a, k, "v", layercache.WithTags(tags...)))
+		if getString(t, b, k, "unexpected load") != "v" {
+			t.Fatal("setup: b should hold " + k)
+		}
+	}
+	must(t, a.InvalidateAllTags(ctx, "user:7", "region:eu"))
+	for _, c := range []*layercache.Cache{a, b} {
+		eventually(t, "both to go", func() bool { return lookupString(t, c, "both") == "<miss>" })
+		for _, k := range []string{"user", "region"} {
+			if got := lookupString(t, c, k); got != "v" {
+				t.Errorf("%s carrying one of the tags was removed", k)
+			}
+		}
+	}
+	if n := srv.Client(t).Exists(ctx, "test:both", "test:user", "test:region").Val(); n != 2 {
+		t.Fatalf("Redis holds %d of the 3 keys, want the 2 outside the intersection", n)
+	}
+}

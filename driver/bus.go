@@ -7,14 +7,15 @@ type Op uint8
 
 // The operations an invalidation bus carries.
 const (
-	OpSet              Op = iota + 1 // keys were written; others drop their copies
-	OpDelete                         // keys were deleted
-	OpInvalidate                     // tags were invalidated
-	OpClear                          // everything was cleared
-	OpInvalidatePrefix               // entries under the key prefixes in Keys were removed
-	OpExpire                         // keys were made stale
-	OpExpireTags                     // entries carrying one of the tags were made stale
-	OpExpirePrefix                   // entries under the key prefixes in Keys were made stale
+	OpSet               Op = iota + 1 // keys were written; others drop their copies
+	OpDelete                          // keys were deleted
+	OpInvalidate                      // tags were invalidated
+	OpClear                           // everything was cleared
+	OpInvalidatePrefix                // entries under the key prefixes in Keys were removed
+	OpExpire                          // keys were made stale
+	OpExpireTags                      // entries carrying one of the tags were made stale
+	OpExpirePrefix                    // entries under the key prefixes in Keys were made stale
+	OpInvalidateAllTags               // entries carrying all of the tags were removed
 )
 
 // String returns the operation's name.
@@ -36,6 +37,8 @@ func (o Op) String() string {
 		return "expire_tags"
 	case OpExpirePrefix:
 		return "expire_prefix"
+	case OpInvalidateAllTags:
+		return "invalidate_all_tags"
 	}
 	return "unknown"
 }

@@ -10,7 +10,7 @@
 // do better than the generic fallback is an optional interface discovered by
 // type assertion: [BatchGetter], [BatchSetter], [Clearer], [TagInvalidator],
 // [Pinger], [InProcess], [Shared], [ConditionalDeleter], [Timeouter],
-// [PrefixInvalidator], [Expirer], [Generations], [Ranger],
+// [AllTagsInvalidator], [PrefixInvalidator], [Expirer], [Generations], [Ranger],
 // [Namer] and [Aser]. The fallback for each one lives
 // in one place in the root package and is documented on the interface.
 //

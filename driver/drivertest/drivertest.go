@@ -60,6 +60,7 @@ func RunLayerTests(t *testing.T, open func(t *testing.T) driver.Layer, opts Opti
 		{"BatchSetterAgreesWithSet", s.testSetMany},
 		{"ClearerEmptiesLayer", s.testClear},
 		{"ConditionalDeleterSparesOtherEntries", s.testDeleteIfHolds},
+		{"AllTagsInvalidatorRemovesExactlyTheIntersection", s.testInvalidateAllTags},
 		{"TagInvalidatorRemovesExactlyTaggedEntries", s.testInvalidateTags},
 		{"PrefixInvalidatorRemovesExactlyMatchingKeys", s.testInvalidatePrefix},
 		{"PrefixInvalidatorReachesEveryKeyOfALargePrefix", s.testInvalidatePrefixMany},

@@ -232,3 +232,32 @@ func (s *suite) testDeleteIfHolds(t *testing.T, h *harness) {
 	}
 	h.expect("k", nil)
 }
+
+func (s *suite) testInvalidateAllTags(t *testing.T, h *harness) {
+	ai, ok := h.l.(driver.AllTagsInvalidator)
+	if !ok {
+		t.Skip("the layer is not a driver.AllTagsInvalidator")
+	}
+	tagged := map[string][]string{"both": {"x", "y"}, "x-only": {"x"}, "y-only": {"y"}, "more": {"z", "y", "x"}, "none": nil}
+	entries := map[string]*driver.Entry{}
+	for k, tags := range tagged {
+		e := h.entry([]byte(k))
+		e.Tags = tags
+		entries[k] = e
+		h.set(k, e)
+	}
+	if err := ai.InvalidateAllTags(h.ctx, "x", "y"); err != nil {
+		t.Fatalf("InvalidateAllTags: %v", err)
+	}
+	for k, e := range entries {
+		if k == "both" || k == "more" {
+			h.expect(k, nil)
+		} else {
+			h.expect(k, e)
+		}
+	}
+	if err := ai.InvalidateAllTags(h.ctx, "never-used", "x"); err != nil {
+		t.Fatalf("InvalidateAllTags of a tag nothing carries: %v", err)
+	}
+	h.expect("x-only", entries["x-only"])
+}
