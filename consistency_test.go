@@ -64,7 +64,7 @@ func newRedisLayer(t *testing.T, srv *redistest.Server, o redis.Options) *redis.
 	return l
 }
 
-func lookupString(t *testing.T, c *layercache.Cache, key string) string {
+func lookupString(t testing.TB, c *layercache.Cache, key string) string {
 	t.Helper()
 	v, ok, err := layercache.Lookup[string](context.Background(), c, key)
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/layercache/layercache"
+	"github.com/layercache/layercache/driver"
+	"github.com/layercache/layercache/drivers/redis"
 	"github.com/layercache/layercache/internal/redistest"
 )
 
@@ -92,5 +94,22 @@ func TestNamespace_RotateReachesEveryInstanceWithoutScan(t *testing.T) {
 	}
 	if err := a.Rotate(ctx); err == nil {
 		t.Fatal("Rotate on a cache that is not a view succeeded")
+	}
+}
+
+// Generations keep growing when Redis loses them (a restart without
+// persistence, a flush): a rotation after the loss still moves the
+// namespace past the generation this instance knows.
+func TestNamespace_RotateAfterRedisLostGenerations(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	c := newCache(t, []driver.Layer{newRedisLayer(t, srv, redis.Options{})})
+	view := c.Namespace("tenant")
+	must(t, view.Rotate(ctx)) // this instance now knows a generation past the first
+	must(t, srv.Client(t).FlushAll(ctx).Err())
+	must(t, layercache.Set(ctx, view, "k", "before the rotation"))
+	must(t, view.Rotate(ctx))
+	if got := lookupString(t, view, "k"); got != "<miss>" {
+		t.Fatalf("after a rotation, k = %s: the generation went back to one already used", got)
 	}
 }
