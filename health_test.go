@@ -173,9 +173,9 @@ func TestHealth_PausedRedisIsDownAndHandlerAnswers503UntilItResumes(t *testing.T
 
 func TestHealth_BusAndCoordinatorThatCannotTellAreUnknown(t *testing.T) {
 	srv := redistest.Start(t)
+	// A bus and a coordinator with neither Ping nor Connected.
 	c := redisStack(t, srv.Client(t), redis.Options{}, layercache.WithNamespace("health"),
-		layercache.WithBus(healthBus(t, srv.Client(t))),
-		layercache.WithCoordinator(healthCoordinator(t, srv.Client(t))))
+		layercache.WithBus(&manualBus{}), layercache.WithCoordinator(localCoord{}))
 	r := c.Health(context.Background())
 	if !r.Ready || r.Bus == nil || r.Bus.Status != layercache.HealthUnknown || r.Coordinator == nil || r.Coordinator.Status != layercache.HealthUnknown {
 		t.Fatalf("%+v bus %+v coordinator %+v", r, r.Bus, r.Coordinator)
