@@ -16,14 +16,14 @@ import (
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
+
+	"github.com/layercache/layercache/internal/testproc"
 )
 
 const (
 	// readyTimeout bounds how long a fresh memcached may take to answer.
 	// It is generous because CI machines under -race can be slow to fork.
 	readyTimeout = 20 * time.Second
-	// exitTimeout bounds the wait for a SIGKILLed process to be reaped.
-	exitTimeout = 30 * time.Second
 	// bindAttempts is how many ports Start tries when another process wins
 	// the race for the port between probing it and memcached binding it.
 	bindAttempts = 5
@@ -57,14 +57,7 @@ type Server struct {
 	args []string // everything after -p PORT, fixed for the server's life
 
 	mu   sync.Mutex
-	proc *process // nil while killed; guarded by mu
-}
-
-// process is one run of memcached; a Restart creates a new one.
-type process struct {
-	cmd  *exec.Cmd
-	out  *os.File
-	done chan struct{} // closed once cmd.Wait has reaped the process
+	proc *testproc.Process // nil while killed; guarded by mu
 }
 
 // Start starts a fresh memcached on a free 127.0.0.1 port (UDP off, the
@@ -85,7 +78,7 @@ func Start(t testing.TB, args ...string) *Server {
 
 	var lastErr error
 	for range bindAttempts {
-		port, err := freePort()
+		port, err := testproc.FreePort()
 		if err != nil {
 			t.Fatalf("memcachedtest: %v", err)
 		}
@@ -121,32 +114,16 @@ var errPortInUse = errors.New("port already in use")
 // the process is gone and the error carries the tail of its output.
 func (s *Server) launch() error {
 	logPath := filepath.Join(s.dir, logName)
-	out, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logStart := testproc.FileSize(logPath)
+	args := append([]string{"-p", strconv.Itoa(s.port)}, s.args...)
+	p, err := testproc.Start(s.dir, logPath, "memcached", args...)
 	if err != nil {
 		return err
 	}
-	logStart := fileSize(logPath)
-
-	args := append([]string{"-p", strconv.Itoa(s.port)}, s.args...)
-	cmd := exec.Command("memcached", args...)
-	cmd.Dir = s.dir
-	cmd.Stdout = out // an *os.File is handed to the child directly: no copy goroutine
-	cmd.Stderr = out
-	setProcAttr(cmd)
-	if err := cmd.Start(); err != nil {
-		out.Close()
-		return err
-	}
-	p := &process{cmd: cmd, out: out, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait() // reap, so a killed server never lingers as a zombie
-		close(p.done)
-	}()
 
 	if err := waitReady(p, s.Addr()); err != nil {
-		_ = p.kill()
-		tail := tailSince(logPath, logStart)
-		out.Close()
+		_ = p.Kill()
+		tail := testproc.TailSince(logPath, logStart)
 		if strings.Contains(tail, "Address already in use") {
 			return fmt.Errorf("%w on port %d: %v\n--- %s ---\n%s", errPortInUse, s.port, err, logName, tail)
 		}
@@ -161,14 +138,14 @@ func (s *Server) launch() error {
 
 // waitReady polls until the process answers "stats" with its own pid, so a
 // different server that grabbed the port cannot be mistaken for ours.
-func waitReady(p *process, addr string) error {
-	want := strconv.Itoa(p.cmd.Process.Pid)
+func waitReady(p *testproc.Process, addr string) error {
+	want := strconv.Itoa(p.Pid())
 	deadline := time.Now().Add(readyTimeout)
 	var lastErr error
 	for time.Now().Before(deadline) {
 		select {
-		case <-p.done:
-			return fmt.Errorf("memcached exited during startup: %v", p.cmd.ProcessState)
+		case <-p.Done():
+			return fmt.Errorf("memcached exited during startup: %v", p.State())
 		default:
 		}
 		stats, err := rawStats(addr, 500*time.Millisecond)
@@ -180,7 +157,7 @@ func waitReady(p *process, addr string) error {
 		}
 		lastErr = err
 		select {
-		case <-p.done:
+		case <-p.Done():
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
@@ -220,20 +197,6 @@ func rawStats(addr string, timeout time.Duration) (map[string]string, error) {
 	}
 }
 
-// kill sends SIGCONT then SIGKILL and waits for the process to be reaped.
-// SIGCONT comes first so that a paused process is never left stopped,
-// should the kill be refused for any reason.
-func (p *process) kill() error {
-	_ = p.cmd.Process.Signal(syscall.SIGCONT)
-	_ = p.cmd.Process.Kill()
-	select {
-	case <-p.done:
-		return nil
-	case <-time.After(exitTimeout):
-		return fmt.Errorf("memcached pid %d did not exit %v after SIGKILL", p.cmd.Process.Pid, exitTimeout)
-	}
-}
-
 // stop is the Cleanup function: kill whatever runs and release the log file.
 func (s *Server) stop() {
 	s.mu.Lock()
@@ -243,10 +206,9 @@ func (s *Server) stop() {
 	if p == nil {
 		return
 	}
-	if err := p.kill(); err != nil {
+	if err := p.Kill(); err != nil {
 		s.t.Errorf("memcachedtest: %v", err)
 	}
-	p.out.Close()
 }
 
 // Addr returns the server's address, "127.0.0.1:PORT".
@@ -268,7 +230,7 @@ func (s *Server) Pid() int {
 	if s.proc == nil {
 		return 0
 	}
-	return s.proc.cmd.Process.Pid
+	return s.proc.Pid()
 }
 
 // Client returns a new gomemcache client for the server with a 10-second
@@ -300,32 +262,27 @@ func (s *Server) Stats(t testing.TB) map[string]string {
 // the kernel but get no reply until [Server.Resume].
 func (s *Server) Pause() {
 	s.t.Helper()
-	pid := s.signal("Pause", syscall.SIGSTOP)
-	if pid != 0 && !waitStopped(pid, exitTimeout) {
-		s.t.Fatalf("memcachedtest: Pause: pid %d not stopped %v after SIGSTOP", pid, exitTimeout)
-	}
+	s.signal("Pause", (*testproc.Process).Pause)
 }
 
 // Resume continues a paused process with SIGCONT.
 func (s *Server) Resume() {
 	s.t.Helper()
-	s.signal("Resume", syscall.SIGCONT)
+	s.signal("Resume", func(p *testproc.Process) error { return p.Signal(syscall.SIGCONT) })
 }
 
-// signal sends sig to the running process and returns its pid.
-func (s *Server) signal(op string, sig syscall.Signal) int {
+// signal applies send to the running process.
+func (s *Server) signal(op string, send func(*testproc.Process) error) {
 	s.t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.proc == nil {
 		s.t.Fatalf("memcachedtest: %s on a server that is not running (killed?)", op)
-		return 0
+		return
 	}
-	if err := s.proc.cmd.Process.Signal(sig); err != nil {
+	if err := send(s.proc); err != nil {
 		s.t.Fatalf("memcachedtest: %s: %v", op, err)
-		return 0
 	}
-	return s.proc.cmd.Process.Pid
 }
 
 // Kill kills the process with SIGKILL and waits until it has exited, so
@@ -340,9 +297,7 @@ func (s *Server) Kill() {
 	if p == nil {
 		return
 	}
-	err := p.kill()
-	p.out.Close()
-	if err != nil {
+	if err := p.Kill(); err != nil {
 		s.t.Fatalf("memcachedtest: Kill: %v", err)
 	}
 }
@@ -365,46 +320,4 @@ func (s *Server) Restart() {
 	if err != nil {
 		s.t.Fatalf("memcachedtest: Restart: %v", err)
 	}
-}
-
-// freePort returns a loopback port that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("no free loopback port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func fileSize(path string) int64 {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return 0
-	}
-	return fi.Size()
-}
-
-// tailSince returns the last lines written to path after offset from.
-func tailSince(path string, from int64) string {
-	const maxBytes = 4096
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return "(not written)"
-	}
-	if err != nil {
-		return "(" + err.Error() + ")"
-	}
-	if from > int64(len(b)) {
-		from = 0
-	}
-	b = b[from:]
-	if len(b) > maxBytes {
-		b = b[len(b)-maxBytes:]
-	}
-	out := strings.TrimSpace(string(b))
-	if out == "" {
-		return "(empty)"
-	}
-	return out
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -17,14 +16,14 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/layercache/layercache/internal/testproc"
 )
 
 const (
 	// readyTimeout bounds how long a fresh redis-server may take to answer.
 	// It is generous because CI machines under -race can be slow to fork.
 	readyTimeout = 20 * time.Second
-	// exitTimeout bounds the wait for a SIGKILLed process to be reaped.
-	exitTimeout = 30 * time.Second
 	// bindAttempts is how many ports Start tries when another process wins
 	// the race for the port between probing it and redis-server binding it.
 	bindAttempts = 5
@@ -69,15 +68,8 @@ type Server struct {
 	tls      *serverTLS // nil for a plain server
 
 	mu     sync.Mutex
-	proc   *process // nil while killed; guarded by mu
-	paused bool     // true between Pause and Resume; guarded by mu
-}
-
-// process is one run of redis-server; a Restart creates a new one.
-type process struct {
-	cmd  *exec.Cmd
-	out  *os.File
-	done chan struct{} // closed once cmd.Wait has reaped the process
+	proc   *testproc.Process // nil while killed; guarded by mu
+	paused bool              // true between Pause and Resume; guarded by mu
 }
 
 // Start starts a fresh redis-server on a free 127.0.0.1 port with its
@@ -197,39 +189,23 @@ var errPortInUse = errors.New("port already in use")
 // failure the process is gone and the error carries the tail of its log.
 func (s *Server) launch() error {
 	logPath := filepath.Join(s.dir, logName)
-	logStart := fileSize(logPath)
-
-	out, err := os.OpenFile(filepath.Join(s.dir, outName), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	outStart := fileSize(out.Name())
+	logStart := testproc.FileSize(logPath)
+	outPath := filepath.Join(s.dir, outName)
+	outStart := testproc.FileSize(outPath)
 
 	port := []string{"--port", strconv.Itoa(s.port)}
 	if s.tls != nil {
 		port = []string{"--port", "0", "--tls-port", strconv.Itoa(s.port)}
 	}
-	args := append(port, s.args...)
-	cmd := exec.Command("redis-server", args...)
-	cmd.Dir = s.dir
-	cmd.Stdout = out // an *os.File is handed to the child directly: no copy goroutine
-	cmd.Stderr = out
-	setProcAttr(cmd)
-	if err := cmd.Start(); err != nil {
-		out.Close()
+	p, err := testproc.Start(s.dir, outPath, "redis-server", append(port, s.args...)...)
+	if err != nil {
 		return err
 	}
-	p := &process{cmd: cmd, out: out, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait() // reap, so a killed server never lingers as a zombie
-		close(p.done)
-	}()
 
 	if err := waitReady(p, s.dialer(), s.password); err != nil {
-		p.kill()
-		logTail := tailSince(logPath, logStart)
-		outTail := tailSince(out.Name(), outStart)
-		out.Close()
+		_ = p.Kill()
+		logTail := testproc.TailSince(logPath, logStart)
+		outTail := testproc.TailSince(outPath, outStart)
 		msg := fmt.Sprintf("%v\n--- %s ---\n%s\n--- %s ---\n%s", err, logName, logTail, outName, outTail)
 		if strings.Contains(logTail, "Address already in use") || strings.Contains(outTail, "Address already in use") {
 			return fmt.Errorf("%w on port %d: %s", errPortInUse, s.port, msg)
@@ -246,14 +222,14 @@ func (s *Server) launch() error {
 
 // waitReady polls until the process answers INFO with its own pid, so a
 // different server that grabbed the port cannot be mistaken for ours.
-func waitReady(p *process, d dialer, password string) error {
-	want := "process_id:" + strconv.Itoa(p.cmd.Process.Pid)
+func waitReady(p *testproc.Process, d dialer, password string) error {
+	want := "process_id:" + strconv.Itoa(p.Pid())
 	deadline := time.Now().Add(readyTimeout)
 	var lastErr error
 	for time.Now().Before(deadline) {
 		select {
-		case <-p.done:
-			return fmt.Errorf("redis-server exited during startup: %v", p.cmd.ProcessState)
+		case <-p.Done():
+			return fmt.Errorf("redis-server exited during startup: %v", p.State())
 		default:
 		}
 		info, err := rawDo(d, password, 500*time.Millisecond, "INFO", "server")
@@ -265,25 +241,11 @@ func waitReady(p *process, d dialer, password string) error {
 		}
 		lastErr = err
 		select {
-		case <-p.done:
+		case <-p.Done():
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
 	return fmt.Errorf("redis-server not ready after %v: %v", readyTimeout, lastErr)
-}
-
-// kill sends SIGCONT then SIGKILL and waits for the process to be reaped.
-// SIGCONT comes first so that a paused process is never left stopped, should
-// the kill be refused for any reason.
-func (p *process) kill() error {
-	_ = p.cmd.Process.Signal(syscall.SIGCONT)
-	_ = p.cmd.Process.Kill()
-	select {
-	case <-p.done:
-		return nil
-	case <-time.After(exitTimeout):
-		return fmt.Errorf("redis-server pid %d did not exit %v after SIGKILL", p.cmd.Process.Pid, exitTimeout)
-	}
 }
 
 // stop is the Cleanup function: kill whatever runs and release the log file.
@@ -296,10 +258,9 @@ func (s *Server) stop() {
 	if p == nil {
 		return
 	}
-	if err := p.kill(); err != nil {
+	if err := p.Kill(); err != nil {
 		s.t.Errorf("redistest: %v", err)
 	}
-	p.out.Close()
 }
 
 // Addr returns the server's address, "127.0.0.1:PORT".
@@ -364,7 +325,7 @@ func (s *Server) Pid() int {
 	if s.proc == nil {
 		return 0
 	}
-	return s.proc.cmd.Process.Pid
+	return s.proc.Pid()
 }
 
 // Client returns a new go-redis client for the server with go-redis's
@@ -420,15 +381,18 @@ func (s *Server) Do(t testing.TB, args ...any) any {
 // Pause stops the process with SIGSTOP. Connections stay open and commands
 // are accepted by the kernel but get no reply until [Server.Resume].
 func (s *Server) Pause() {
-	s.signal("Pause", syscall.SIGSTOP, true)
+	s.t.Helper()
+	s.signal("Pause", (*testproc.Process).Pause, true)
 }
 
 // Resume continues a paused process with SIGCONT.
 func (s *Server) Resume() {
-	s.signal("Resume", syscall.SIGCONT, false)
+	s.t.Helper()
+	s.signal("Resume", func(p *testproc.Process) error { return p.Signal(syscall.SIGCONT) }, false)
 }
 
-func (s *Server) signal(op string, sig syscall.Signal, paused bool) {
+// signal applies send to the running process.
+func (s *Server) signal(op string, send func(*testproc.Process) error, paused bool) {
 	s.t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -436,7 +400,7 @@ func (s *Server) signal(op string, sig syscall.Signal, paused bool) {
 		s.t.Fatalf("redistest: %s on a server that is not running (killed?)", op)
 		return
 	}
-	if err := s.proc.cmd.Process.Signal(sig); err != nil {
+	if err := send(s.proc); err != nil {
 		s.t.Fatalf("redistest: %s: %v", op, err)
 		return
 	}
@@ -456,9 +420,7 @@ func (s *Server) Kill() {
 	if p == nil {
 		return
 	}
-	err := p.kill()
-	p.out.Close()
-	if err != nil {
+	if err := p.Kill(); err != nil {
 		s.t.Fatalf("redistest: Kill: %v", err)
 	}
 }
@@ -512,36 +474,4 @@ func freePort(bus bool) (int, error) {
 		return port, nil
 	}
 	return 0, fmt.Errorf("no free loopback port: %v", lastErr)
-}
-
-func fileSize(path string) int64 {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return 0
-	}
-	return fi.Size()
-}
-
-// tailSince returns the last lines written to path after offset from.
-func tailSince(path string, from int64) string {
-	const maxBytes = 4096
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return "(not written)"
-	}
-	if err != nil {
-		return "(" + err.Error() + ")"
-	}
-	if from > int64(len(b)) {
-		from = 0
-	}
-	b = b[from:]
-	if len(b) > maxBytes {
-		b = b[len(b)-maxBytes:]
-	}
-	s := strings.TrimSpace(string(b))
-	if s == "" {
-		return "(empty)"
-	}
-	return s
 }

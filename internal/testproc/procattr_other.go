@@ -1,6 +1,6 @@
 //go:build !linux
 
-package memcachedtest
+package testproc
 
 import (
 	"os/exec"

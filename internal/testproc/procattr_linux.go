@@ -1,4 +1,4 @@
-package memcachedtest
+package testproc
 
 import (
 	"os"
@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// setProcAttr asks the kernel to kill memcached if the test binary dies
+// setProcAttr asks the kernel to kill the server if the test binary dies
 // without running its cleanups (a panic in another goroutine, go test's
 // -timeout, a SIGKILL), so crashed test runs do not leave servers behind.
 func setProcAttr(cmd *exec.Cmd) {
@@ -19,7 +19,7 @@ func setProcAttr(cmd *exec.Cmd) {
 
 // waitStopped waits until every thread of process pid is stopped, or
 // until timeout. kill(SIGSTOP) returns before the threads of a busy,
-// multi-threaded memcached have all stopped, and one still running could
+// multi-threaded server have all stopped, and one still running could
 // answer a request sent just after Pause.
 func waitStopped(pid int, timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
