@@ -36,6 +36,9 @@ type journal struct {
 	pending  atomic.Int64 // len(ops): the read path's only cost while empty
 	replayed atomic.Uint64
 	lost     atomic.Uint64
+	// overflowing is set when a change is lost to a full journal and
+	// cleared once the journal has room again.
+	overflowing atomic.Bool
 
 	wake chan struct{}
 	stop chan struct{}
@@ -185,6 +188,9 @@ func (j *journal) compact() {
 	}
 	j.cleared = cleared
 	j.pending.Store(int64(len(j.ops)))
+	if len(j.ops) < j.limit {
+		j.overflowing.Store(false)
+	}
 }
 
 // skips reports whether a read of key from layer i must skip the layer: a

@@ -181,6 +181,15 @@ func TestJournal_OverflowDropsInProcessLayersAndCounts(t *testing.T) {
 	if v := getString(t, a, "held", "reloaded"); v != "reloaded" {
 		t.Fatalf("Get(held) = %q from L1 after the journal overflowed", v)
 	}
+	// Once per overflow, not per lost change: memory keeps what it loads
+	// while the journal stays full.
+	_ = a.Delete(ctx, "k9")
+	if v := getString(t, a, "held", "reloaded again"); v != "reloaded" {
+		t.Fatalf("Get(held) = %q: memory was dropped again by a second lost change", v)
+	}
+	if lost := a.Stats().JournalLost; lost != 3 {
+		t.Fatalf("JournalLost = %d, want 3", lost)
+	}
 }
 
 // failingInvalidations is a shared layer that reads and writes but fails

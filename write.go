@@ -257,13 +257,19 @@ func journalable(err error) bool {
 }
 
 // journalOverflow is the fallback when failed invalidations cannot be kept:
-// this instance drops what it holds in process, so that at least it does
-// not keep serving values it knows were changed, and the loss is counted.
+// the loss is counted, and this instance drops what it holds in process, so
+// that at least it does not keep serving values it may have read before
+// the lost changes. It says so and drops once per overflow, not once per
+// lost change: a long outage under heavy writes must not empty memory on
+// every write and send every read to the origin.
 func (c *Cache) journalOverflow(ctx context.Context, lost int) {
 	c.journal.lost.Add(uint64(lost))
+	c.event(ctx, Event{Kind: EventJournalLost})
+	if !c.journal.overflowing.CompareAndSwap(false, true) {
+		return
+	}
 	c.logger.Warn("layercache: invalidation journal is full; failed invalidations are lost and in-process layers are dropped",
 		"lost", lost, "limit", c.journal.limit)
-	c.event(ctx, Event{Kind: EventJournalLost})
 	var inProcess []*layer
 	for _, l := range c.layers {
 		if l.inProcess {
