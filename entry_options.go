@@ -32,6 +32,7 @@ const (
 	optStaleIfError
 	optEarlyRefresh
 	optJitter
+	optAlign
 	optBatch             // bound loaders only
 	optBackgroundRefresh // bound loaders only
 )
@@ -45,6 +46,8 @@ type entryOptions struct {
 	staleIfError time.Duration
 	earlyRefresh time.Duration
 	jitter       float64
+	align        time.Duration  // fresh until the next boundary of align, when > 0
+	alignIn      *time.Location // where boundaries are counted from midnight
 	tags         []string
 }
 
@@ -88,6 +91,19 @@ func WithEarlyRefresh(d time.Duration) EntryOption {
 	return EntryOption{kind: optEarlyRefresh, d: d}
 }
 
+// WithExpiryAligned makes the entry fresh until the next boundary of
+// interval, counted from midnight in loc (nil: UTC), instead of for a TTL:
+// 24h expires at midnight, time.Hour at the top of the hour, 15*time.Minute
+// at the next quarter. Every entry written between two boundaries goes
+// stale at the same instant, which is the point (prices valid until the end
+// of the day); add stale-while-revalidate or early refresh so that hot keys
+// are not all reloaded at once. Jitter does not apply to it. Days with a
+// daylight-saving change have boundaries counted in elapsed time from that
+// day's midnight.
+func WithExpiryAligned(interval time.Duration, loc *time.Location) EntryOption {
+	return EntryOption{kind: optAlign, d: interval, fn: loc}
+}
+
 // WithJitter shortens each entry's TTL by a random fraction of up to f
 // (0 <= f < 1), so entries written together do not expire together.
 func WithJitter(f float64) EntryOption { return EntryOption{kind: optJitter, f: f} }
@@ -111,6 +127,9 @@ func (o entryOptions) with(opts []EntryOption) entryOptions {
 			o.earlyRefresh = op.d
 		case optJitter:
 			o.jitter = op.f
+		case optAlign:
+			o.align = op.d
+			o.alignIn, _ = op.fn.(*time.Location)
 		}
 	}
 	return o
@@ -129,6 +148,8 @@ func (o *entryOptions) detached() *entryOptions {
 		staleIfError: o.staleIfError,
 		earlyRefresh: o.earlyRefresh,
 		jitter:       o.jitter,
+		align:        o.align,
+		alignIn:      o.alignIn,
 		tags:         slices.Clone(o.tags),
 	}
 }
@@ -153,7 +174,7 @@ func addTags(have, more []string) []string {
 }
 
 func (o *entryOptions) validate() error {
-	for _, d := range []time.Duration{o.ttl, o.negativeTTL, o.swr, o.staleIfError, o.earlyRefresh} {
+	for _, d := range []time.Duration{o.ttl, o.negativeTTL, o.swr, o.staleIfError, o.earlyRefresh, o.align} {
 		if d < 0 {
 			return errNegativeDuration
 		}
@@ -172,6 +193,22 @@ func deadline(from int64, d time.Duration) int64 {
 		return math.MaxInt64
 	}
 	return from + int64(d)
+}
+
+// untilBoundary is how long from now until the next boundary of o.align.
+func (o *entryOptions) untilBoundary(now time.Time) time.Duration {
+	loc := o.alignIn
+	if loc == nil {
+		loc = time.UTC
+	}
+	t := now.In(loc)
+	midnight := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, loc)
+	elapsed := t.Sub(midnight)
+	next := midnight.Add((elapsed/o.align + 1) * o.align)
+	if tomorrow := time.Date(t.Year(), t.Month(), t.Day()+1, 0, 0, 0, 0, loc); next.After(tomorrow) {
+		next = tomorrow // an interval that does not divide the day starts again at midnight
+	}
+	return next.Sub(t)
 }
 
 // staleWindow is how long past StaleAt an entry written with these options

@@ -21,6 +21,8 @@ func TestEntryOptions_DetachedCopiesEveryField(t *testing.T) {
 			f.SetFloat(0.5)
 		case reflect.Slice:
 			f.Set(reflect.ValueOf([]string{"t"}))
+		case reflect.Pointer:
+			f.Set(reflect.ValueOf(time.FixedZone("X", 3600)))
 		default:
 			t.Fatalf("field %s of kind %v: teach this test (and detached) about it", v.Type().Field(i).Name, f.Kind())
 		}
@@ -31,5 +33,29 @@ func TestEntryOptions_DetachedCopiesEveryField(t *testing.T) {
 	}
 	if &d.tags[0] == &o.tags[0] {
 		t.Fatal("detached() shares its tags with the original")
+	}
+}
+
+func TestEntryOptions_UntilBoundary(t *testing.T) {
+	paris, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		paris = time.FixedZone("CET", 3600)
+	}
+	now := time.Date(2026, 12, 2, 22, 40, 0, 0, paris)
+	for _, tc := range []struct {
+		interval time.Duration
+		loc      *time.Location
+		want     time.Duration
+	}{
+		{24 * time.Hour, paris, 80 * time.Minute},                           // until midnight in Paris
+		{time.Hour, paris, 20 * time.Minute},                                // the top of the hour
+		{15 * time.Minute, paris, 5 * time.Minute},                          // the next quarter
+		{7 * time.Hour, paris, 80 * time.Minute},                            // 21:00 passed; the next would be 28:00, so midnight
+		{24 * time.Hour, nil, 24*time.Hour - 21*time.Hour - 40*time.Minute}, // midnight UTC (21:40 UTC now)
+	} {
+		o := entryOptions{align: tc.interval, alignIn: tc.loc}
+		if got := o.untilBoundary(now); got != tc.want {
+			t.Errorf("interval %v in %v: %v until the boundary, want %v", tc.interval, tc.loc, got, tc.want)
+		}
 	}
 }

@@ -233,3 +233,19 @@ func TestGet_LoaderDecidesAboutItsEntry(t *testing.T) {
 		t.Fatalf("a value its loader asked not to store was stored: %s", got)
 	}
 }
+
+// An aligned expiry makes the entry fresh until the next boundary.
+func TestSet_ExpiryAlignedToTheHour(t *testing.T) {
+	c, _ := memCache(t)
+	ctx := context.Background()
+	must(t, layercache.Set(ctx, c, "k", "v", layercache.WithTTL(24*time.Hour), layercache.WithExpiryAligned(time.Hour, time.UTC)))
+	got, err := c.Inspect(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	want := now.Truncate(time.Hour).Add(time.Hour).Sub(now)
+	if d := got[0].StaleIn - want; d > time.Second || d < -time.Second {
+		t.Fatalf("fresh for %v, want until the top of the hour (%v)", got[0].StaleIn, want)
+	}
+}

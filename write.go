@@ -60,10 +60,13 @@ func isNil(err error) bool { return err == nil }
 // entries builds the in-process and the encoded entry for a value.
 func (c *Cache) entries(v any, negative bool, eo *entryOptions) (mem, wire *driver.Entry, err error) {
 	ttl := eo.ttl
-	if negative {
+	switch {
+	case negative:
 		ttl = eo.negativeTTL
+	case eo.align > 0:
+		ttl = eo.untilBoundary(time.Now())
 	}
-	if eo.jitter > 0 && ttl > 0 {
+	if eo.jitter > 0 && ttl > 0 && (negative || eo.align == 0) {
 		ttl -= time.Duration(rand.Float64() * eo.jitter * float64(ttl))
 	}
 	mem = &driver.Entry{Tags: slices.Clone(eo.tags), Negative: negative}
