@@ -227,7 +227,12 @@ func readMany[V any](ctx context.Context, c *Cache, led map[string]*call, keys [
 // returns (and the absences, for the negative TTL) and settles their calls.
 func loadMany[V any](ctx context.Context, c *Cache, led map[string]*call, missing []string, batch func(context.Context, []string) (map[string]V, error), out map[string]V, eo *entryOptions) error {
 	c.loads.add(1)
-	found, err := runBatch(ctx, batch, missing)
+	var found map[string]V
+	err := c.origin.acquire(ctx)
+	if err == nil {
+		found, err = runBatch(ctx, batch, missing)
+		c.origin.release()
+	}
 	if err != nil {
 		c.loadErrors.add(1)
 		for _, k := range missing {

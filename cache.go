@@ -50,6 +50,7 @@ type core struct {
 	flights   *flights
 	writeBack *writeBack
 	journal   *journal
+	origin    *origin
 	gens      *generations
 
 	loads, loadErrors, deduped counter
@@ -102,6 +103,10 @@ func New(layers []driver.Layer, opts ...Option) (*Cache, error) {
 	if cfg.journal <= 0 {
 		return nil, errors.New("layercache: invalidation journal must hold at least one change")
 	}
+	org, err := newOrigin(cfg.origin)
+	if err != nil {
+		return nil, err
+	}
 	if e, ok := cfg.observer.(interface{ Enabled() bool }); ok && !e.Enabled() {
 		cfg.observer = nil // it would record nothing; keep the hit path bare
 	}
@@ -133,6 +138,7 @@ func New(layers []driver.Layer, opts ...Option) (*Cache, error) {
 		notFound:       newCounter(),
 		negativeHits:   newCounter(),
 		created:        time.Now(),
+		origin:         org,
 	}}
 	if c.logger == nil {
 		c.logger = slog.Default()

@@ -3,6 +3,7 @@ package layercache
 import (
 	"math"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -35,6 +36,7 @@ const (
 	optAlign
 	optBatch             // bound loaders only
 	optBackgroundRefresh // bound loaders only
+	optOriginBreaker     // bound loaders only
 )
 
 // entryOptions is the resolved form of a call's EntryOptions over the
@@ -46,8 +48,8 @@ type entryOptions struct {
 	staleIfError time.Duration
 	earlyRefresh time.Duration
 	jitter       float64
-	align        time.Duration  // fresh until the next boundary of align, when > 0
-	alignIn      *time.Location // where boundaries are counted from midnight
+	align        time.Duration // fresh until the next boundary of align, when > 0
+	alignIn      int           // where boundaries are counted from midnight: an index in locations
 	tags         []string
 }
 
@@ -101,7 +103,42 @@ func WithEarlyRefresh(d time.Duration) EntryOption {
 // daylight-saving change have boundaries counted in elapsed time from that
 // day's midnight.
 func WithExpiryAligned(interval time.Duration, loc *time.Location) EntryOption {
-	return EntryOption{kind: optAlign, d: interval, fn: loc}
+	return EntryOption{kind: optAlign, d: interval, n: locations.index(loc)}
+}
+
+// locations numbers the locations of aligned expiries. Options carry the
+// number, not the pointer: a pointer in an option would let escape
+// analysis see every call's options reach the heap, and each Get would
+// allocate.
+var locations = &locationTable{byLoc: map[*time.Location]int{}}
+
+type locationTable struct {
+	mu    sync.RWMutex
+	locs  []*time.Location
+	byLoc map[*time.Location]int
+}
+
+func (t *locationTable) index(loc *time.Location) int {
+	if loc == nil {
+		loc = time.UTC
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if i, ok := t.byLoc[loc]; ok {
+		return i
+	}
+	t.locs = append(t.locs, loc)
+	t.byLoc[loc] = len(t.locs) - 1
+	return len(t.locs) - 1
+}
+
+func (t *locationTable) at(i int) *time.Location {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if i < 0 || i >= len(t.locs) {
+		return time.UTC
+	}
+	return t.locs[i]
 }
 
 // WithJitter shortens each entry's TTL by a random fraction of up to f
@@ -128,8 +165,7 @@ func (o entryOptions) with(opts []EntryOption) entryOptions {
 		case optJitter:
 			o.jitter = op.f
 		case optAlign:
-			o.align = op.d
-			o.alignIn, _ = op.fn.(*time.Location)
+			o.align, o.alignIn = op.d, op.n
 		}
 	}
 	return o
@@ -197,10 +233,7 @@ func deadline(from int64, d time.Duration) int64 {
 
 // untilBoundary is how long from now until the next boundary of o.align.
 func (o *entryOptions) untilBoundary(now time.Time) time.Duration {
-	loc := o.alignIn
-	if loc == nil {
-		loc = time.UTC
-	}
+	loc := locations.at(o.alignIn)
 	t := now.In(loc)
 	midnight := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, loc)
 	elapsed := t.Sub(midnight)

@@ -21,8 +21,8 @@ func TestEntryOptions_DetachedCopiesEveryField(t *testing.T) {
 			f.SetFloat(0.5)
 		case reflect.Slice:
 			f.Set(reflect.ValueOf([]string{"t"}))
-		case reflect.Pointer:
-			f.Set(reflect.ValueOf(time.FixedZone("X", 3600)))
+		case reflect.Int:
+			f.SetInt(int64(i + 1))
 		default:
 			t.Fatalf("field %s of kind %v: teach this test (and detached) about it", v.Type().Field(i).Name, f.Kind())
 		}
@@ -53,7 +53,7 @@ func TestEntryOptions_UntilBoundary(t *testing.T) {
 		{7 * time.Hour, paris, 80 * time.Minute},                            // 21:00 passed; the next would be 28:00, so midnight
 		{24 * time.Hour, nil, 24*time.Hour - 21*time.Hour - 40*time.Minute}, // midnight UTC (21:40 UTC now)
 	} {
-		o := entryOptions{align: tc.interval, alignIn: tc.loc}
+		o := entryOptions{align: tc.interval, alignIn: locations.index(tc.loc)}
 		if got := o.untilBoundary(now); got != tc.want {
 			t.Errorf("interval %v in %v: %v until the boundary, want %v", tc.interval, tc.loc, got, tc.want)
 		}

@@ -600,6 +600,10 @@ func runLoader[V any](ctx context.Context, c *Cache, key string, loader func(con
 		ctx = c.observer.Begin(ctx, op)
 		defer func() { c.observer.Finish(ctx, op, Outcome{Result: ResultLoaded}.with(err)) }()
 	}
+	if err := c.origin.acquire(ctx); err != nil {
+		return v, err, frame
+	}
+	defer c.origin.release()
 	defer func() {
 		if p := recover(); p != nil {
 			err = &PanicError{Value: p, Stack: debug.Stack()}

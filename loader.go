@@ -72,6 +72,11 @@ func NewLoader[V any](c *Cache, prefix string, load func(ctx context.Context, id
 				panic(fmt.Sprintf("layercache: NewLoader[%T] given WithBatch of another type (%T)", zero, o.fn))
 			}
 			l.batch = batch
+		case optOriginBreaker:
+			if o.n <= 0 || o.d <= 0 {
+				panic("layercache: WithOriginBreaker needs a positive number of failures and retry delay")
+			}
+			l.load = guardedLoad(newBreaker(Degradation{FailureThreshold: o.n, RetryAfter: o.d}), l.load)
 		case optBackgroundRefresh:
 			if o.n <= 0 || o.d <= 0 {
 				panic("layercache: WithBackgroundRefresh needs a positive concurrency and timeout")

@@ -60,7 +60,7 @@ func TestOpen_MissingFile(t *testing.T) {
 
 func TestOpen_UnknownDriverSaysWhichImportIsMissing(t *testing.T) {
 	for driverName, wants := range map[string][]string{
-		"memcached": {`"memcached"`, "forgotten import", "layers[1]", "registered drivers: ", "memory"},
+		"couchbase": {`"couchbase"`, "forgotten import", "layers[1]", "registered drivers: ", "memory"},
 	} {
 		path := writeConfig(t, "layers:\n  - driver: memory\n  - driver: "+driverName+"\n")
 		_, err := layercache.Open(path)

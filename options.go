@@ -24,6 +24,7 @@ type settings struct {
 	namespace    string
 	writeBack    int
 	journal      int
+	origin       OriginLimit
 	observer     Observer
 }
 
