@@ -1,0 +1,115 @@
+package layercache_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/viccon/sturdyc"
+
+	"github.com/layercache/layercache"
+	"github.com/layercache/layercache/driver"
+	"github.com/layercache/layercache/drivers/redis"
+	"github.com/layercache/layercache/internal/redistest"
+)
+
+// BenchmarkGetMany100 reads 100 keys that are in Redis through GetMany on a
+// cache whose only layer is Redis, next to a raw go-redis MGET of the same
+// keys in the same loop (the ratio is the cost of the cache: envelopes,
+// checksums, decoding, single-flight), and, as a peer figure, sturdyc's
+// batch fetch of the same ids with an MGET as its fetch function. Each
+// iteration asks for another 100 keys, so that neither cache answers from
+// memory.
+func BenchmarkGetMany100(b *testing.B) {
+	srv := redistest.Start(b)
+	ctx := context.Background()
+	newClient := func() *goredis.Client {
+		c := goredis.NewClient(&goredis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true,
+			ReadTimeout: time.Second, WriteTimeout: time.Second, MaxRetries: -1})
+		b.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	raw := newClient()
+	l2, err := redis.New(redis.Options{Client: newClient(), Prefix: "b:", Timeout: time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := layercache.New([]driver.Layer{l2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+
+	const groups, n = 200, 100
+	keys := make([][]string, groups)
+	items := map[string]string{}
+	for g := range keys {
+		for i := range n {
+			k := fmt.Sprintf("k%d:%d", g, i)
+			keys[g] = append(keys[g], k)
+			items[k] = fmt.Sprintf("value of %s, about a hundred bytes long................................................", k)
+		}
+	}
+	for batch := range chunks(items, 5_000) {
+		must(b, layercache.SetMany(ctx, c, batch, layercache.WithTTL(time.Hour)))
+	}
+	full := func(ks []string) []string {
+		out := make([]string, len(ks))
+		for i, k := range ks {
+			out[i] = "b:" + k
+		}
+		return out
+	}
+	mustNotLoad := func(context.Context, []string) (map[string]string, error) {
+		b.Fatal("GetMany loaded: the keys should all be in Redis")
+		return nil, nil
+	}
+
+	b.Run("interleaved", func(b *testing.B) {
+		b.ReportAllocs()
+		var cacheNs, rawNs time.Duration
+		for i := 0; b.Loop(); i++ {
+			ks := keys[i%groups]
+			fk := full(ks)
+			t0 := time.Now()
+			got, err := layercache.GetMany(ctx, c, ks, mustNotLoad)
+			t1 := time.Now()
+			vals, err2 := raw.MGet(ctx, fk...).Result()
+			t2 := time.Now()
+			if err != nil || err2 != nil || len(got) != n || len(vals) != n {
+				b.Fatal("a batch read failed")
+			}
+			cacheNs += t1.Sub(t0)
+			rawNs += t2.Sub(t1)
+		}
+		b.ReportMetric(float64(cacheNs)/float64(rawNs), "x-vs-mget")
+	})
+
+	b.Run("peer=sturdyc", func(b *testing.B) {
+		b.ReportAllocs()
+		// A capacity below one group's worth across the rotation keeps
+		// every batch a fetch, as for the cache above.
+		sc := sturdyc.New[string](n*groups/4, 4, time.Hour, 10)
+		fetch := func(ctx context.Context, ids []string) (map[string]string, error) {
+			vals, err := raw.MGet(ctx, full(ids)...).Result()
+			if err != nil {
+				return nil, err
+			}
+			out := make(map[string]string, len(ids))
+			for i, v := range vals {
+				if s, ok := v.(string); ok {
+					out[ids[i]] = s
+				}
+			}
+			return out, nil
+		}
+		for i := 0; b.Loop(); i++ {
+			got, err := sturdyc.GetOrFetchBatch(ctx, sc, keys[i%groups], sc.BatchKeyFn("k"), fetch)
+			if err != nil || len(got) != n {
+				b.Fatal("a batch fetch failed")
+			}
+		}
+	})
+}
