@@ -33,6 +33,9 @@ func GetMany[V any](ctx context.Context, c *Cache, keys []string, batch func(ctx
 		return nil, err
 	}
 	eo.tags = c.scopedAll(ctx, eo.tags)
+	if c.scope == nil {
+		return getMany(ctx, c, dedupe(keys), batch, &eo)
+	}
 	stored := c.scopedAll(ctx, keys) // the keys as the layers know them
 	byStored := make(map[string]string, len(keys))
 	for i, k := range stored {
@@ -44,7 +47,7 @@ func GetMany[V any](ctx context.Context, c *Cache, keys []string, batch func(ctx
 			asked[i] = byStored[k]
 		}
 		found, err := batch(ctx, asked)
-		if c.scope == nil || found == nil {
+		if found == nil {
 			return found, err
 		}
 		scoped := make(map[string]V, len(found))

@@ -80,7 +80,9 @@ type call struct {
 	key   string
 	tags  []string
 	begun uint64 // flights.seq when the call began
-	done  chan struct{}
+	// done is closed when the call is settled. It is made, under
+	// flights.mu, only when a waiter joins: most loads have none.
+	done chan struct{}
 
 	val       any
 	err       error
@@ -131,7 +133,7 @@ func newFlights() *flights {
 // newCall copies tags: they come from the caller's options, which must not
 // escape to the heap on the hit path. f.mu is held.
 func (f *flights) newCall(key string, tags []string) *call {
-	return &call{key: key, tags: slices.Clone(tags), begun: f.seq.Load(), done: make(chan struct{})}
+	return &call{key: key, tags: slices.Clone(tags), begun: f.seq.Load()}
 }
 
 // join returns the running call for key, or registers a new one and
@@ -141,6 +143,9 @@ func (f *flights) join(key string, tags []string) (c *call, leader bool) {
 	defer f.mu.Unlock()
 	if c, ok := f.loading[key]; ok {
 		c.waiters.Add(1)
+		if c.done == nil {
+			c.done = make(chan struct{})
+		}
 		if c.early == nil {
 			c.early = make(chan struct{})
 			if c.served != nil {
@@ -195,7 +200,9 @@ func (f *flights) finish(c *call, val any, err error, keep bool) {
 	}
 	c.val, c.err = val, err
 	c.settled = true
-	close(c.done)
+	if c.done != nil {
+		close(c.done)
+	}
 }
 
 // served is a value the leader of a call hands its waiters while it
@@ -231,7 +238,9 @@ func (f *flights) abandon(c *call) {
 	delete(f.loading, c.key)
 	c.abandoned = true
 	c.settled = true
-	close(c.done)
+	if c.done != nil {
+		close(c.done)
+	}
 }
 
 // release ends the guard on a call, at once.
