@@ -51,6 +51,7 @@ type core struct {
 	writeBack *writeBack
 	journal   *journal
 	origin    *origin
+	frequency atomic.Pointer[frequency] // reads per key, for adaptive TTLs; made on first use
 	gens      *generations
 
 	loads, loadErrors, deduped counter

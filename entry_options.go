@@ -34,6 +34,7 @@ const (
 	optEarlyRefresh
 	optJitter
 	optAlign
+	optAdaptive
 	optBatch             // bound loaders only
 	optBackgroundRefresh // bound loaders only
 	optOriginBreaker     // bound loaders only
@@ -48,6 +49,7 @@ type entryOptions struct {
 	staleIfError time.Duration
 	earlyRefresh time.Duration
 	jitter       float64
+	adaptiveMax  time.Duration // WithAdaptiveTTL's cap; 0: off
 	align        time.Duration // fresh until the next boundary of align, when > 0
 	alignIn      int           // where boundaries are counted from midnight: an index in locations
 	tags         []string
@@ -164,6 +166,8 @@ func (o entryOptions) with(opts []EntryOption) entryOptions {
 			o.earlyRefresh = op.d
 		case optJitter:
 			o.jitter = op.f
+		case optAdaptive:
+			o.adaptiveMax = op.d
 		case optAlign:
 			o.align, o.alignIn = op.d, op.n
 		}
@@ -184,6 +188,7 @@ func (o *entryOptions) detached() *entryOptions {
 		staleIfError: o.staleIfError,
 		earlyRefresh: o.earlyRefresh,
 		jitter:       o.jitter,
+		adaptiveMax:  o.adaptiveMax,
 		align:        o.align,
 		alignIn:      o.alignIn,
 		tags:         slices.Clone(o.tags),
@@ -210,7 +215,7 @@ func addTags(have, more []string) []string {
 }
 
 func (o *entryOptions) validate() error {
-	for _, d := range []time.Duration{o.ttl, o.negativeTTL, o.swr, o.staleIfError, o.earlyRefresh, o.align} {
+	for _, d := range []time.Duration{o.ttl, o.negativeTTL, o.swr, o.staleIfError, o.earlyRefresh, o.align, o.adaptiveMax} {
 		if d < 0 {
 			return errNegativeDuration
 		}

@@ -59,7 +59,7 @@ func freshL1[V any](ctx context.Context, c *Cache, key string, opts []EntryOptio
 		return zero, nil, false
 	}
 	e, _ := l1.Get(ctx, key)
-	if e == nil || e.StaleAt != e.ExpiresAt || c.clone || c.defaults.earlyRefresh != 0 || hasEarlyRefresh(opts) {
+	if e == nil || e.StaleAt != e.ExpiresAt || c.clone || c.defaults.earlyRefresh != 0 || c.defaults.adaptiveMax != 0 || hasHitWork(opts) {
 		return zero, nil, false
 	}
 	if v, ok := e.Value.(V); ok {
@@ -78,9 +78,12 @@ func freshL1[V any](ctx context.Context, c *Cache, key string, opts []EntryOptio
 	return zero, nil, false
 }
 
-func hasEarlyRefresh(opts []EntryOption) bool {
+// hasHitWork reports whether a hit with these options has work to do
+// beyond returning the value: an early refresh to consider, a read to
+// count for an adaptive TTL.
+func hasHitWork(opts []EntryOption) bool {
 	for i := range opts {
-		if opts[i].kind == optEarlyRefresh && opts[i].d > 0 {
+		if k := opts[i].kind; (k == optEarlyRefresh || k == optAdaptive) && opts[i].d > 0 {
 			return true
 		}
 	}
@@ -140,6 +143,9 @@ func getCore[V any](ctx context.Context, c *Cache, key string, loader func(conte
 		return zero, err
 	}
 	eo.tags = c.scopedAll(ctx, eo.tags)
+	if eo.adaptiveMax > 0 {
+		c.reads().add(key)
+	}
 	for {
 		now := time.Now().UnixNano()
 		// A fresh or servable-stale entry in L1 is answered here; the

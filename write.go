@@ -117,6 +117,11 @@ func (c *Cache) store(ctx context.Context, cl *call, key string, v any, negative
 	if negative && eo.negativeTTL == 0 {
 		return false
 	}
+	if eo.adaptiveMax > 0 && !negative {
+		adapted := *eo
+		adapted.ttl = c.adaptiveTTL(key, eo.ttl, eo.adaptiveMax)
+		eo = &adapted
+	}
 	mem, wire, err := c.entries(v, negative, eo)
 	if err != nil {
 		c.logger.Warn("layercache: value cannot be encoded; kept in process only", "key", key, "err", err)
