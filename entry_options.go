@@ -3,7 +3,6 @@ package layercache
 import (
 	"math"
 	"slices"
-	"sync"
 	"time"
 )
 
@@ -35,6 +34,7 @@ const (
 	optJitter
 	optAlign
 	optAdaptive
+	optSliding
 	optBatch             // bound loaders only
 	optBackgroundRefresh // bound loaders only
 	optOriginBreaker     // bound loaders only
@@ -50,6 +50,8 @@ type entryOptions struct {
 	earlyRefresh time.Duration
 	jitter       float64
 	adaptiveMax  time.Duration // WithAdaptiveTTL's cap; 0: off
+	slidingIdle  time.Duration // WithSlidingTTL's window; 0: off
+	slidingMax   time.Duration
 	align        time.Duration // fresh until the next boundary of align, when > 0
 	alignIn      int           // where boundaries are counted from midnight: an index in locations
 	tags         []string
@@ -95,54 +97,6 @@ func WithEarlyRefresh(d time.Duration) EntryOption {
 	return EntryOption{kind: optEarlyRefresh, d: d}
 }
 
-// WithExpiryAligned makes the entry fresh until the next boundary of
-// interval, counted from midnight in loc (nil: UTC), instead of for a TTL:
-// 24h expires at midnight, time.Hour at the top of the hour, 15*time.Minute
-// at the next quarter. Every entry written between two boundaries goes
-// stale at the same instant, which is the point (prices valid until the end
-// of the day); add stale-while-revalidate or early refresh so that hot keys
-// are not all reloaded at once. Jitter does not apply to it. Days with a
-// daylight-saving change have boundaries counted in elapsed time from that
-// day's midnight.
-func WithExpiryAligned(interval time.Duration, loc *time.Location) EntryOption {
-	return EntryOption{kind: optAlign, d: interval, n: locations.index(loc)}
-}
-
-// locations numbers the locations of aligned expiries. Options carry the
-// number, not the pointer: a pointer in an option would let escape
-// analysis see every call's options reach the heap, and each Get would
-// allocate.
-var locations = &locationTable{byLoc: map[*time.Location]int{}}
-
-type locationTable struct {
-	mu    sync.RWMutex
-	locs  []*time.Location
-	byLoc map[*time.Location]int
-}
-
-func (t *locationTable) index(loc *time.Location) int {
-	if loc == nil {
-		loc = time.UTC
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if i, ok := t.byLoc[loc]; ok {
-		return i
-	}
-	t.locs = append(t.locs, loc)
-	t.byLoc[loc] = len(t.locs) - 1
-	return len(t.locs) - 1
-}
-
-func (t *locationTable) at(i int) *time.Location {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	if i < 0 || i >= len(t.locs) {
-		return time.UTC
-	}
-	return t.locs[i]
-}
-
 // WithJitter shortens each entry's TTL by a random fraction of up to f
 // (0 <= f < 1), so entries written together do not expire together.
 func WithJitter(f float64) EntryOption { return EntryOption{kind: optJitter, f: f} }
@@ -168,6 +122,8 @@ func (o entryOptions) with(opts []EntryOption) entryOptions {
 			o.jitter = op.f
 		case optAdaptive:
 			o.adaptiveMax = op.d
+		case optSliding:
+			o.slidingIdle, o.slidingMax = op.d, time.Duration(op.f)
 		case optAlign:
 			o.align, o.alignIn = op.d, op.n
 		}
@@ -189,6 +145,8 @@ func (o *entryOptions) detached() *entryOptions {
 		earlyRefresh: o.earlyRefresh,
 		jitter:       o.jitter,
 		adaptiveMax:  o.adaptiveMax,
+		slidingIdle:  o.slidingIdle,
+		slidingMax:   o.slidingMax,
 		align:        o.align,
 		alignIn:      o.alignIn,
 		tags:         slices.Clone(o.tags),
@@ -215,7 +173,7 @@ func addTags(have, more []string) []string {
 }
 
 func (o *entryOptions) validate() error {
-	for _, d := range []time.Duration{o.ttl, o.negativeTTL, o.swr, o.staleIfError, o.earlyRefresh, o.align, o.adaptiveMax} {
+	for _, d := range []time.Duration{o.ttl, o.negativeTTL, o.swr, o.staleIfError, o.earlyRefresh, o.align, o.adaptiveMax, o.slidingIdle, o.slidingMax} {
 		if d < 0 {
 			return errNegativeDuration
 		}
@@ -234,19 +192,6 @@ func deadline(from int64, d time.Duration) int64 {
 		return math.MaxInt64
 	}
 	return from + int64(d)
-}
-
-// untilBoundary is how long from now until the next boundary of o.align.
-func (o *entryOptions) untilBoundary(now time.Time) time.Duration {
-	loc := locations.at(o.alignIn)
-	t := now.In(loc)
-	midnight := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, loc)
-	elapsed := t.Sub(midnight)
-	next := midnight.Add((elapsed/o.align + 1) * o.align)
-	if tomorrow := time.Date(t.Year(), t.Month(), t.Day()+1, 0, 0, 0, 0, loc); next.After(tomorrow) {
-		next = tomorrow // an interval that does not divide the day starts again at midnight
-	}
-	return next.Sub(t)
 }
 
 // staleWindow is how long past StaleAt an entry written with these options

@@ -59,7 +59,7 @@ func freshL1[V any](ctx context.Context, c *Cache, key string, opts []EntryOptio
 		return zero, nil, false
 	}
 	e, _ := l1.Get(ctx, key)
-	if e == nil || e.StaleAt != e.ExpiresAt || c.clone || c.defaults.earlyRefresh != 0 || c.defaults.adaptiveMax != 0 || hasHitWork(opts) {
+	if e == nil || e.StaleAt != e.ExpiresAt || c.clone || c.defaults.earlyRefresh != 0 || c.defaults.adaptiveMax != 0 || c.defaults.slidingIdle != 0 || hasHitWork(opts) {
 		return zero, nil, false
 	}
 	if v, ok := e.Value.(V); ok {
@@ -83,7 +83,7 @@ func freshL1[V any](ctx context.Context, c *Cache, key string, opts []EntryOptio
 // count for an adaptive TTL.
 func hasHitWork(opts []EntryOption) bool {
 	for i := range opts {
-		if k := opts[i].kind; (k == optEarlyRefresh || k == optAdaptive) && opts[i].d > 0 {
+		if k := opts[i].kind; (k == optEarlyRefresh || k == optAdaptive || k == optSliding) && opts[i].d > 0 {
 			return true
 		}
 	}
@@ -161,6 +161,9 @@ func getCore[V any](ctx context.Context, c *Cache, key string, loader func(conte
 				case isFresh(e, now) && !refreshEarly(e, now, eo.earlyRefresh):
 					c.l1.hits.add(1)
 					out.set(ResultHit, c.l1.name)
+					if eo.slidingIdle > 0 {
+						c.slide(ctx, key, e, now, &eo)
+					}
 					return resultOf(c, v, e)
 				case isFresh(e, now), now < deadline(e.StaleAt, eo.swr):
 					// Someone must refresh it; everyone else gets it now,

@@ -78,6 +78,12 @@ func (c *Cache) entries(v any, negative bool, eo *entryOptions) (mem, wire *driv
 			mem.ExpiresAt = deadline(mem.StaleAt, eo.staleWindow())
 		}
 	}
+	if eo.slidingIdle > 0 && !negative {
+		// Fresh for the idle window, kept (and slid) up to max.
+		now := time.Now().UnixNano()
+		mem.StaleAt = deadline(now, min(eo.slidingIdle, eo.slidingMax))
+		mem.ExpiresAt = deadline(deadline(now, eo.slidingMax), eo.staleWindow())
+	}
 	if !negative {
 		mem.Value = v
 	}
