@@ -38,9 +38,13 @@ type core struct {
 	clone        bool
 	strictWrites bool
 	defaults     entryOptions
-	logger       *slog.Logger
-	namespace    string
-	id           string
+	// plainHits says a fresh L1 hit has nothing to do but return its
+	// value: no copy to make, no early refresh to consider, no read to
+	// count or window to slide by default.
+	plainHits bool
+	logger    *slog.Logger
+	namespace string
+	id        string
 
 	bus            driver.Bus
 	publishTimeout time.Duration
@@ -153,6 +157,7 @@ func New(layers []driver.Layer, opts ...Option) (*Cache, error) {
 	if c.layers[0].inProcess {
 		c.l1 = c.layers[0]
 	}
+	c.plainHits = !c.clone && defaults.earlyRefresh == 0 && defaults.adaptiveMax == 0 && defaults.slidingIdle == 0
 	c.journal = newJournal(cfg.journal)
 	c.gens = newGenerations(c.layers)
 	for _, l := range c.layers {

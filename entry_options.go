@@ -16,10 +16,14 @@ type EntryOption struct {
 	kind entryOptionKind
 	d    time.Duration
 	f    float64
-	n    int
 	tags []string
-	fn   any // a bound loader's batch function
+	// rare holds the payload of options that need more than a number
+	// (a bound loader's batch function), behind one pointer so that the
+	// options passed to every Get stay small.
+	rare *rareOption
 }
+
+type rareOption struct{ batch any }
 
 type entryOptionKind uint8
 
@@ -125,7 +129,7 @@ func (o entryOptions) with(opts []EntryOption) entryOptions {
 		case optSliding:
 			o.slidingIdle, o.slidingMax = op.d, time.Duration(op.f)
 		case optAlign:
-			o.align, o.alignIn = op.d, op.n
+			o.align, o.alignIn = op.d, int(op.f)
 		}
 	}
 	return o

@@ -54,12 +54,13 @@ func Get[V any](ctx context.Context, c *Cache, key string, loader func(context.C
 // live entries), so no clock is read.
 func freshL1[V any](ctx context.Context, c *Cache, key string, opts []EntryOption) (V, error, bool) {
 	var zero V
-	l1 := c.l1
-	if l1 == nil || c.closed.Load() {
+	co := c.core
+	l1 := co.l1
+	if l1 == nil || !co.plainHits || co.closed.Load() || hasHitWork(opts) {
 		return zero, nil, false
 	}
 	e, _ := l1.Get(ctx, key)
-	if e == nil || e.StaleAt != e.ExpiresAt || c.clone || c.defaults.earlyRefresh != 0 || c.defaults.adaptiveMax != 0 || c.defaults.slidingIdle != 0 || hasHitWork(opts) {
+	if e == nil || e.StaleAt != e.ExpiresAt {
 		return zero, nil, false
 	}
 	if v, ok := e.Value.(V); ok {
@@ -68,7 +69,7 @@ func freshL1[V any](ctx context.Context, c *Cache, key string, opts []EntryOptio
 	}
 	if e.Negative {
 		l1.hits.add(1)
-		c.negativeHits.add(1)
+		co.negativeHits.add(1)
 		return zero, ErrNotFound, true
 	}
 	if e.Value == nil && e.Payload == nil && isInterface[V]() { // a cached nil of an interface type

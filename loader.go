@@ -42,14 +42,14 @@ const (
 // absent (cached as such when negative caching is on). Its V must be the
 // loader's; [NewLoader] panics otherwise. Other calls ignore it.
 func WithBatch[V any](batch func(ctx context.Context, ids []string) (map[string]V, error)) EntryOption {
-	return EntryOption{kind: optBatch, fn: batch}
+	return EntryOption{kind: optBatch, rare: &rareOption{batch: batch}}
 }
 
 // WithBackgroundRefresh bounds a bound loader's background refreshes: at
 // most concurrency at once (more are left to a later hit), each cancelled
 // after timeout. Default: 16 and 10s. Other calls ignore it.
 func WithBackgroundRefresh(concurrency int, timeout time.Duration) EntryOption {
-	return EntryOption{kind: optBackgroundRefresh, n: concurrency, d: timeout}
+	return EntryOption{kind: optBackgroundRefresh, f: float64(concurrency), d: timeout}
 }
 
 // NewLoader binds load to c under prefix: Get(ctx, id) reads the key
@@ -66,22 +66,22 @@ func NewLoader[V any](c *Cache, prefix string, load func(ctx context.Context, id
 	for _, o := range opts {
 		switch o.kind {
 		case optBatch:
-			batch, ok := o.fn.(func(context.Context, []string) (map[string]V, error))
+			batch, ok := o.rare.batch.(func(context.Context, []string) (map[string]V, error))
 			if !ok {
 				var zero V
-				panic(fmt.Sprintf("layercache: NewLoader[%T] given WithBatch of another type (%T)", zero, o.fn))
+				panic(fmt.Sprintf("layercache: NewLoader[%T] given WithBatch of another type (%T)", zero, o.rare.batch))
 			}
 			l.batch = batch
 		case optOriginBreaker:
-			if o.n <= 0 || o.d <= 0 {
+			if o.f <= 0 || o.d <= 0 {
 				panic("layercache: WithOriginBreaker needs a positive number of failures and retry delay")
 			}
-			l.load = guardedLoad(newBreaker(Degradation{FailureThreshold: o.n, RetryAfter: o.d}), l.load)
+			l.load = guardedLoad(newBreaker(Degradation{FailureThreshold: int(o.f), RetryAfter: o.d}), l.load)
 		case optBackgroundRefresh:
-			if o.n <= 0 || o.d <= 0 {
+			if o.f <= 0 || o.d <= 0 {
 				panic("layercache: WithBackgroundRefresh needs a positive concurrency and timeout")
 			}
-			l.bg = newRefresher(o.n, o.d)
+			l.bg = newRefresher(int(o.f), o.d)
 		default:
 			l.opts = append(l.opts, o)
 		}

@@ -92,7 +92,7 @@ var ErrOriginUnavailable = errors.New("layercache: origin unavailable (loader ci
 // [ErrOriginUnavailable] for retryAfter, then lets one load through to
 // probe. Other calls ignore it.
 func WithOriginBreaker(failures int, retryAfter time.Duration) EntryOption {
-	return EntryOption{kind: optOriginBreaker, n: failures, d: retryAfter}
+	return EntryOption{kind: optOriginBreaker, f: float64(failures), d: retryAfter}
 }
 
 // guardedLoad wraps a bound loader's function with its origin breaker.

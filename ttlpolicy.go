@@ -127,7 +127,7 @@ func (c *Cache) slide(ctx context.Context, key string, e *driver.Entry, now int6
 // daylight-saving change have boundaries counted in elapsed time from that
 // day's midnight.
 func WithExpiryAligned(interval time.Duration, loc *time.Location) EntryOption {
-	return EntryOption{kind: optAlign, d: interval, n: locations.index(loc)}
+	return EntryOption{kind: optAlign, d: interval, f: float64(locations.index(loc))}
 }
 
 // locations numbers the locations of aligned expiries. Options carry the
