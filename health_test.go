@@ -125,6 +125,8 @@ func TestHealth_PausedRedisIsDownAndHandlerAnswers503UntilItResumes(t *testing.T
 		layercache.WithCoordinator(pingedCoordinator{healthCoordinator(t, srv.Client(t)), client}))
 	web := httptest.NewServer(layercache.HealthHandler(c))
 	t.Cleanup(web.Close)
+	stats := httptest.NewServer(layercache.StatsHandler(c))
+	t.Cleanup(stats.Close)
 
 	code, h := fetchHealth(t, web.URL)
 	if code != http.StatusOK || !h.Ready {
@@ -145,6 +147,16 @@ func TestHealth_PausedRedisIsDownAndHandlerAnswers503UntilItResumes(t *testing.T
 	})
 	if h.Ready || h.Layers[1].Status != "down" || h.Layers[1].Error == "" || h.Layers[0].Status != "up" {
 		t.Fatalf("paused Redis: %+v", h)
+	}
+	// StatsHandler answers the same probe with ?ready, and its statistics
+	// stay readable meanwhile.
+	if code, _ := fetchHealth(t, stats.URL+"?ready"); code != http.StatusServiceUnavailable {
+		t.Fatalf("StatsHandler ?ready with Redis paused: %d, want 503", code)
+	}
+	if resp, err := http.Get(stats.URL); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("StatsHandler with Redis paused: %v %v, want 200", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 	if h.Bus.Status != "down" || h.Coordinator.Status != "down" || h.Bus.Error == "" {
 		t.Fatalf("paused Redis: bus %+v, coordinator %+v", h.Bus, h.Coordinator)

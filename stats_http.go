@@ -75,6 +75,11 @@ func fromLoopback(r *http.Request) bool {
 //	mux.Handle("GET /debug/cache", layercache.StatsHandler(c))
 //	mux.Handle("GET /debug/cache", layercache.StatsHandler(c, layercache.WithAuthorization(isAdmin)))
 //
+// With the query parameter "ready" (GET /debug/cache?ready) it serves the
+// [Cache.Health] report instead, as a readiness probe: 200 when the cache is
+// ready, 503 when a layer outside the process is down, as [HealthHandler]
+// does.
+//
 // Without [WithAuthorization] it serves only requests from loopback
 // addresses and answers every other with 403 Forbidden. The statistics hold
 // layer names and counters only: no keys, values or secrets of the layers.
@@ -83,6 +88,10 @@ func StatsHandler(c *Cache, opts ...HandlerOption) http.Handler {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		if _, ready := r.URL.Query()["ready"]; ready {
+			serveHealth(w, r, c) // the readiness probe: ?ready
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
