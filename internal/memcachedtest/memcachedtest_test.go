@@ -13,6 +13,8 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 	"go.uber.org/goleak"
+
+	"github.com/layercache/layercache/internal/testproc"
 )
 
 func TestMain(m *testing.M) {
@@ -127,8 +129,8 @@ func TestLaunch_TakenPortIsReportedForRetry(t *testing.T) {
 	}
 	defer l.Close()
 	s := &Server{t: t, dir: t.TempDir(), port: l.Addr().(*net.TCPAddr).Port, args: baseArgs()}
-	if err := s.launch(); !errors.Is(err, errPortInUse) {
-		t.Fatalf("launch on a taken port: %v, want errPortInUse", err)
+	if err := s.launch(); !errors.Is(err, testproc.ErrPortInUse) {
+		t.Fatalf("launch on a taken port: %v, want ErrPortInUse", err)
 	}
 	if s.Pid() != 0 {
 		t.Fatalf("a failed launch left pid %d running", s.Pid())

@@ -88,7 +88,7 @@ func Start(t testing.TB, args ...string) *Server {
 			t.Cleanup(s.stop)
 			return s
 		}
-		if !errors.Is(lastErr, errPortInUse) {
+		if !errors.Is(lastErr, testproc.ErrPortInUse) {
 			break
 		}
 	}
@@ -106,10 +106,6 @@ func baseArgs() []string {
 	return args
 }
 
-// errPortInUse marks a start that failed only because the port was taken,
-// which a retry on another port fixes.
-var errPortInUse = errors.New("port already in use")
-
 // launch starts memcached on s.port and waits until it answers. On failure
 // the process is gone and the error carries the tail of its output.
 func (s *Server) launch() error {
@@ -125,7 +121,7 @@ func (s *Server) launch() error {
 		_ = p.Kill()
 		tail := testproc.TailSince(logPath, logStart)
 		if strings.Contains(tail, "Address already in use") {
-			return fmt.Errorf("%w on port %d: %v\n--- %s ---\n%s", errPortInUse, s.port, err, logName, tail)
+			return fmt.Errorf("%w on port %d: %v\n--- %s ---\n%s", testproc.ErrPortInUse, s.port, err, logName, tail)
 		}
 		return fmt.Errorf("port %d: %v\n--- %s ---\n%s", s.port, err, logName, tail)
 	}
@@ -308,16 +304,7 @@ func (s *Server) Kill() {
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Kill()
-	var err error
-	for range bindAttempts {
-		// The port was just released; a retry covers a racing connect or
-		// listener that briefly holds it.
-		if err = s.launch(); err == nil || !errors.Is(err, errPortInUse) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
+	if err := testproc.Relaunch(s.launch); err != nil {
 		s.t.Fatalf("memcachedtest: Restart: %v", err)
 	}
 }

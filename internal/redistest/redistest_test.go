@@ -16,6 +16,8 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
+
+	"github.com/layercache/layercache/internal/testproc"
 )
 
 func TestMain(m *testing.M) {
@@ -184,8 +186,8 @@ func TestLaunch_TakenPortIsReportedForRetry(t *testing.T) {
 	defer l.Close()
 	dir := t.TempDir()
 	s := &Server{t: t, dir: dir, port: l.Addr().(*net.TCPAddr).Port, args: baseArgs(dir)}
-	if err := s.launch(); !errors.Is(err, errPortInUse) {
-		t.Fatalf("launch on a taken port: %v, want errPortInUse", err)
+	if err := s.launch(); !errors.Is(err, testproc.ErrPortInUse) {
+		t.Fatalf("launch on a taken port: %v, want ErrPortInUse", err)
 	}
 	if s.Pid() != 0 {
 		t.Fatalf("a failed launch left pid %d running", s.Pid())

@@ -121,7 +121,7 @@ func startIn(t testing.TB, dir string, cluster bool, tc *serverTLS, extra []stri
 			t.Cleanup(s.stop)
 			return s
 		}
-		if !errors.Is(lastErr, errPortInUse) {
+		if !errors.Is(lastErr, testproc.ErrPortInUse) {
 			break
 		}
 	}
@@ -181,10 +181,6 @@ func redisMajor() int {
 	return major
 }
 
-// errPortInUse marks a start that failed only because the port was taken,
-// which a retry on another port fixes.
-var errPortInUse = errors.New("port already in use")
-
 // launch starts redis-server on s.port and waits until it answers. On
 // failure the process is gone and the error carries the tail of its log.
 func (s *Server) launch() error {
@@ -208,7 +204,7 @@ func (s *Server) launch() error {
 		outTail := testproc.TailSince(outPath, outStart)
 		msg := fmt.Sprintf("%v\n--- %s ---\n%s\n--- %s ---\n%s", err, logName, logTail, outName, outTail)
 		if strings.Contains(logTail, "Address already in use") || strings.Contains(outTail, "Address already in use") {
-			return fmt.Errorf("%w on port %d: %s", errPortInUse, s.port, msg)
+			return fmt.Errorf("%w on port %d: %s", testproc.ErrPortInUse, s.port, msg)
 		}
 		return fmt.Errorf("port %d: %s", s.port, msg)
 	}
@@ -432,16 +428,7 @@ func (s *Server) Kill() {
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Kill()
-	var err error
-	for range bindAttempts {
-		// The port was just released; a retry covers a racing connect or
-		// listener that briefly holds it.
-		if err = s.launch(); err == nil || !errors.Is(err, errPortInUse) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
+	if err := testproc.Relaunch(s.launch); err != nil {
 		s.t.Fatalf("redistest: Restart: %v", err)
 	}
 }

@@ -132,3 +132,21 @@ func TailSince(path string, from int64) string {
 	}
 	return s
 }
+
+// ErrPortInUse marks a launch that failed only because another process
+// took the port between probing it and the server binding it.
+var ErrPortInUse = errors.New("port already in use")
+
+// Relaunch calls launch until it succeeds or fails for another reason than
+// ErrPortInUse, a few times at most: a port just released by a killed
+// server can be held for a moment by a racing connect or listener.
+func Relaunch(launch func() error) error {
+	var err error
+	for range 5 {
+		if err = launch(); err == nil || !errors.Is(err, ErrPortInUse) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return err
+}
