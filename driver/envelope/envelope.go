@@ -116,21 +116,32 @@ func appendString(b []byte, s string) []byte {
 // Unmarshal decodes a record written by [Marshal]. The returned entry's
 // Payload may alias b when it was stored uncompressed.
 func Unmarshal(b []byte) (*driver.Entry, error) {
+	e := new(driver.Entry)
+	if err := UnmarshalTo(e, b); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// UnmarshalTo is [Unmarshal] into an entry the caller provides, so that a
+// batch of records can be decoded into one allocation. e is overwritten;
+// after an error its contents are undefined.
+func UnmarshalTo(e *driver.Entry, b []byte) error {
 	if len(b) < headerSize+trailerSize || b[0] != magic0 || b[1] != magic1 {
-		return nil, fmt.Errorf("%w: not a layercache record", ErrCorrupt)
+		return fmt.Errorf("%w: not a layercache record", ErrCorrupt)
 	}
 	if b[2] != Version {
-		return nil, fmt.Errorf("%w: format version %d, this build reads %d", ErrCorrupt, b[2], Version)
+		return fmt.Errorf("%w: format version %d, this build reads %d", ErrCorrupt, b[2], Version)
 	}
 	body, sum := b[:len(b)-trailerSize], binary.LittleEndian.Uint64(b[len(b)-trailerSize:])
 	if xxh3.Hash(body) != sum {
-		return nil, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
+		return fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
 	}
 	flags := body[3]
 	if flags&^knownFlags != 0 {
-		return nil, fmt.Errorf("%w: unknown flags %#x", ErrCorrupt, flags)
+		return fmt.Errorf("%w: unknown flags %#x", ErrCorrupt, flags)
 	}
-	e := &driver.Entry{
+	*e = driver.Entry{
 		Negative:  flags&flagNegative != 0,
 		StaleAt:   int64(binary.LittleEndian.Uint64(body[4:])),
 		ExpiresAt: int64(binary.LittleEndian.Uint64(body[12:])),
@@ -139,7 +150,7 @@ func Unmarshal(b []byte) (*driver.Entry, error) {
 	e.Codec = r.codec()
 	if n := r.uvarint(); n > 0 {
 		if n >= maxTags {
-			return nil, fmt.Errorf("%w: %d tags", ErrCorrupt, n)
+			return fmt.Errorf("%w: %d tags", ErrCorrupt, n)
 		}
 		e.Tags = make([]string, 0, min(n, uint64(len(r.b))))
 		for range n {
@@ -150,30 +161,30 @@ func Unmarshal(b []byte) (*driver.Entry, error) {
 		}
 	}
 	if r.err != nil {
-		return nil, r.err
+		return r.err
 	}
 	payload := r.b
 	switch {
 	case flags&flagS2 != 0:
 		n, err := s2.DecodedLen(payload)
 		if err != nil || n > MaxDecodedSize {
-			return nil, fmt.Errorf("%w: bad compressed payload", ErrCorrupt)
+			return fmt.Errorf("%w: bad compressed payload", ErrCorrupt)
 		}
 		out, err := s2.Decode(make([]byte, n), payload)
 		if err != nil {
-			return nil, fmt.Errorf("%w: bad compressed payload: %v", ErrCorrupt, err)
+			return fmt.Errorf("%w: bad compressed payload: %v", ErrCorrupt, err)
 		}
 		payload = out
 	case flags&flagNilPayload != 0:
 		if len(payload) != 0 {
-			return nil, fmt.Errorf("%w: nil payload with %d bytes", ErrCorrupt, len(payload))
+			return fmt.Errorf("%w: nil payload with %d bytes", ErrCorrupt, len(payload))
 		}
 		payload = nil
 	case len(payload) == 0:
 		payload = []byte{}
 	}
 	e.Payload = payload
-	return e, nil
+	return nil
 }
 
 // Tags returns the tags of a record without verifying its checksum or

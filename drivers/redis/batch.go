@@ -31,16 +31,17 @@ func (l *Layer) GetMany(ctx context.Context, keys []string) ([]*driver.Entry, er
 	bs := batches(l.fullKeys(keys), l.cluster != nil)
 	cmds := make([]*goredis.SliceCmd, len(bs))
 	if len(bs) == 1 {
-		cmds[0] = l.client.MGet(ctx, bs[0].keys...)
+		cmds[0] = mget(ctx, l.client, bs[0].keys)
 	} else {
 		pipe := l.client.Pipeline()
 		for i, b := range bs {
-			cmds[i] = pipe.MGet(ctx, b.keys...)
+			cmds[i] = mget(ctx, pipe, b.keys)
 		}
 		_, _ = pipe.Exec(ctx) // each command carries its own error
 	}
 	now := time.Now().UnixNano()
 	var errs []error
+	entries := make([]driver.Entry, len(keys)) // one allocation for the batch
 	for i, b := range bs {
 		vals, err := cmds[i].Result()
 		if err != nil {
@@ -54,12 +55,15 @@ func (l *Layer) GetMany(ctx context.Context, keys []string) ([]*driver.Entry, er
 			switch v := v.(type) {
 			case nil: // miss
 			case string:
-				e, err := l.decode(keys[at], stringBytes(v), now)
+				e := &entries[at]
+				live, err := l.decodeTo(e, keys[at], stringBytes(v), now)
 				if err != nil {
 					errs = append(errs, err)
 					continue
 				}
-				out[at] = e
+				if live {
+					out[at] = e
+				}
 			default:
 				errs = append(errs, fmt.Errorf("layercache/redis: key %q: unexpected reply of type %T", keys[at], v))
 			}
@@ -186,6 +190,29 @@ func batches(keys []string, bySlot bool) []batch {
 // StringCmd.Bytes does the same conversion), so the memory is not shared
 // with anything else; the entries that point into it are read-only by
 // contract.
+// mget is MGet with the keys passed by pointer: a pointer goes into an
+// interface without the allocation each string would cost.
+func mget(ctx context.Context, c interface {
+	Process(context.Context, goredis.Cmder) error
+}, keys []string) *goredis.SliceCmd {
+	args := make([]any, 1+len(keys))
+	args[0] = "mget"
+	for i := range keys {
+		args[1+i] = (*keyArg)(&keys[i])
+	}
+	cmd := goredis.NewSliceCmd(ctx, args...)
+	_ = c.Process(ctx, cmd) // the command carries its error
+	return cmd
+}
+
+// keyArg is a key as a command argument, passed by pointer. go-redis
+// writes it through MarshalBinary, and prints it (in traces, in errors)
+// and hashes it to a Cluster slot through String.
+type keyArg string
+
+func (k *keyArg) MarshalBinary() ([]byte, error) { return stringBytes(string(*k)), nil }
+func (k *keyArg) String() string                 { return string(*k) }
+
 func stringBytes(s string) []byte {
 	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
