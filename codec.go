@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unsafe"
 )
 
 // Codec turns values into bytes for layers outside the process and back.
@@ -86,7 +87,9 @@ func decodeValue[V any](codec Codec, payload []byte, codecName string) (V, error
 		if codecName != rawString {
 			return v, fmt.Errorf("%w: %q, want %q", errCodecMismatch, codecName, rawString)
 		}
-		*p = string(payload)
+		// The payload is ours (driver.Entry) and never written to again,
+		// so the string can share its bytes instead of copying them.
+		*p = unsafe.String(unsafe.SliceData(payload), len(payload))
 		return v, nil
 	case *time.Time:
 		if codecName != rawTime {
@@ -99,6 +102,14 @@ func decodeValue[V any](codec Codec, payload []byte, codecName string) (V, error
 	if codecName != codec.Name() {
 		return v, fmt.Errorf("%w: %q, want %q", errCodecMismatch, codecName, codec.Name())
 	}
+	return unmarshalWith[V](codec, payload)
+}
+
+// unmarshalWith decodes payload with codec. It is apart from decodeValue
+// because the codec's interface makes its target escape to the heap, which
+// would cost the raw forms above an allocation.
+func unmarshalWith[V any](codec Codec, payload []byte) (V, error) {
+	var v V
 	err := codec.Unmarshal(payload, &v)
 	return v, err
 }

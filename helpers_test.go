@@ -1,6 +1,7 @@
 package layercache_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"sync"
@@ -51,7 +52,7 @@ func (b *byteLayer) Get(ctx context.Context, key string) (*driver.Entry, error) 
 	if !ok {
 		return nil, nil
 	}
-	e, err := envelope.Unmarshal(raw)
+	e, err := envelope.Unmarshal(bytes.Clone(raw)) // the payload is the caller's
 	if err != nil {
 		return nil, err
 	}

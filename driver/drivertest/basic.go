@@ -87,6 +87,31 @@ func (s *suite) testInProcessIdentity(t *testing.T, h *harness) {
 	}
 }
 
+// testPayloadOwned writes into the payloads a layer hands out, by Get and
+// by GetMany: the caller owns them (driver.Entry), so the layer's own copy
+// must not change. The cache gives such bytes to its callers as they are.
+func (s *suite) testPayloadOwned(t *testing.T, h *harness) {
+	if h.inProc {
+		t.Skip("in-process layers hold values, not payloads")
+	}
+	want := []byte("a payload the caller may write into")
+	h.set("k", h.entry(want))
+	scribble := func(how string, e *driver.Entry) {
+		if e == nil || len(e.Payload) == 0 {
+			t.Fatalf("%s returned no payload for a key just set: %+v", how, e)
+		}
+		for i := range e.Payload {
+			e.Payload[i] = 'X'
+		}
+	}
+	scribble("Get", h.get("k"))
+	h.expect("k", h.entry(want))
+	if _, ok := h.l.(driver.BatchGetter); ok {
+		scribble("GetMany", h.getMany([]string{"k"})[0])
+		h.expect("k", h.entry(want))
+	}
+}
+
 func (s *suite) testMiss(t *testing.T, h *harness) {
 	e, err := h.l.Get(h.ctx, "never-set")
 	if e != nil || err != nil {

@@ -42,6 +42,7 @@ func RunLayerTests(t *testing.T, open func(t *testing.T) driver.Layer, opts Opti
 	}{
 		{"RoundTripKeepsEveryField", s.testRoundTrip},
 		{"InProcessHitReturnsStoredEntry", s.testInProcessIdentity},
+		{"PayloadIsTheCallersToKeep", s.testPayloadOwned},
 		{"MissReturnsNilNil", s.testMiss},
 		{"OverwriteReplacesEntry", s.testOverwrite},
 		{"DistinctKeysDoNotCollide", s.testDistinctKeys},

@@ -1,6 +1,7 @@
 package drivertest_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"maps"
@@ -90,7 +91,7 @@ func (l *byteLayer) Get(_ context.Context, key string) (*driver.Entry, error) {
 	if !ok {
 		return nil, nil
 	}
-	e, err := envelope.Unmarshal(b)
+	e, err := envelope.Unmarshal(bytes.Clone(b)) // the payload is the caller's
 	if err != nil {
 		return nil, err
 	}
