@@ -34,14 +34,14 @@ func GetMany[V any](ctx context.Context, c *Cache, keys []string, batch func(ctx
 	}
 	eo.tags = c.scopedAll(ctx, eo.tags)
 	if c.scope == nil {
-		return getMany(ctx, c, dedupe(keys), batch, &eo)
+		return getMany(ctx, c, keys, batch, &eo)
 	}
 	stored := c.scopedAll(ctx, keys) // the keys as the layers know them
 	byStored := make(map[string]string, len(keys))
 	for i, k := range stored {
 		byStored[k] = keys[i]
 	}
-	got, err := getMany(ctx, c, dedupe(stored), func(ctx context.Context, missing []string) (map[string]V, error) {
+	got, err := getMany(ctx, c, stored, func(ctx context.Context, missing []string) (map[string]V, error) {
 		asked := make([]string, len(missing))
 		for i, k := range missing {
 			asked[i] = byStored[k]
@@ -77,53 +77,61 @@ func dedupe(keys []string) []string {
 	return out
 }
 
-// getMany is GetMany over distinct stored keys.
+// getMany is GetMany over stored keys.
 func getMany[V any](ctx context.Context, c *Cache, keys []string, batch func(context.Context, []string) (map[string]V, error), eo *entryOptions) (map[string]V, error) {
 	out := make(map[string]V, len(keys))
 	now := time.Now().UnixNano()
+	// Taken before anything is read: see the second read below.
+	settles := c.flights.settles.Load()
 
-	// Plain fresh L1 hits first; every other key joins its flight.
-	led := make(map[string]*call)
-	var mine []string // keys this call loads, in order
+	// Most batch reads find every key, and a read needs no flight: the
+	// layers are read first, and only the keys still missing join theirs.
+	rest, err := l1Hits(ctx, c, keys, out, now)
+	if err != nil || len(rest) == 0 {
+		return out, err
+	}
+	var guard *call
+	if c.batchGuarded {
+		guard = c.flights.guardMany(rest)
+	}
+	first := 0
+	if c.l1 != nil {
+		first = 1
+	}
+	rest = readMany(ctx, c, batchKeys{keys: rest}, guard, first, c.batchDepth, out, now).keys
+	if guard != nil {
+		c.flights.release(guard)
+	}
+	if len(rest) == 0 {
+		return out, nil
+	}
+
+	rest = dedupe(rest)
+	calls, lead := c.flights.joinMany(rest, eo.tags)
+	mine := batchKeys{keys: make([]string, 0, len(rest)), calls: make([]*call, 0, len(rest))}
 	var theirs []*call
-	for _, k := range keys {
-		if c.l1 != nil {
-			if e, _ := c.l1.Get(ctx, k); e != nil && isFresh(e, now) && !e.Expired(now) {
-				c.l1.hits.add(1)
-				if e.Negative {
-					c.negativeHits.add(1)
-					continue
-				}
-				v, err := inProcessValue[V](c, k, e)
-				if err != nil {
-					return out, err
-				}
-				if out[k], err = cloneIf(c, v); err != nil {
-					return out, err
-				}
-				continue
-			}
-		}
-		cl, leader := c.flights.join(k, eo.tags)
-		if leader {
-			led[k] = cl
-			mine = append(mine, k)
+	for i, cl := range calls {
+		if lead[i] {
+			mine.add(rest[i], cl)
 		} else {
 			theirs = append(theirs, cl)
 		}
 	}
 	// Whatever happens below, no call this one leads may stay unsettled.
-	defer func() {
-		for _, cl := range led {
-			c.flights.abandon(cl)
-		}
-	}()
+	defer c.flights.abandonMany(mine.calls)
 
 	var loadErr error
-	if len(mine) > 0 {
-		missing := readMany(ctx, c, led, mine, out, now)
-		if len(missing) > 0 {
-			loadErr = loadMany(ctx, c, led, missing, batch, out, eo)
+	if len(mine.keys) > 0 {
+		from := c.batchDepth
+		if c.flights.settles.Load() != settles {
+			// A load ended while the layers were read, perhaps of a key
+			// they did not have yet: read the keys again, L1 included,
+			// rather than load one twice.
+			from = 0
+		}
+		missing := readMany(ctx, c, mine, nil, from, len(c.layers), out, now)
+		if len(missing.keys) > 0 {
+			loadErr = loadMany(ctx, c, missing, batch, out, eo)
 		}
 	}
 
@@ -171,31 +179,87 @@ func getMany[V any](ctx context.Context, c *Cache, keys []string, batch func(con
 	return out, loadErr
 }
 
-// readMany reads the keys this call leads from the layers below L1, one
-// batch per layer, settles the calls of the keys found fresh, and returns
-// the keys still missing, in order.
-func readMany[V any](ctx context.Context, c *Cache, led map[string]*call, keys []string, out map[string]V, now int64) []string {
+// batchKeys are keys a GetMany reads, in order, with their calls when it
+// leads them (calls is nil when it reads before joining any).
+type batchKeys struct {
+	keys  []string
+	calls []*call
+}
+
+func (b *batchKeys) add(key string, cl *call) {
+	b.keys = append(b.keys, key)
+	if cl != nil {
+		b.calls = append(b.calls, cl)
+	}
+}
+
+// call returns the call of keys[i], or nil.
+func (b *batchKeys) call(i int) *call {
+	if b.calls == nil {
+		return nil
+	}
+	return b.calls[i]
+}
+
+// l1Hits puts the plain fresh L1 hits among keys into out and returns the
+// other keys, in order.
+func l1Hits[V any](ctx context.Context, c *Cache, keys []string, out map[string]V, now int64) ([]string, error) {
+	if c.l1 == nil {
+		return keys, nil
+	}
+	rest := make([]string, 0, len(keys))
+	hits := uint64(0)
+	defer func() { c.l1.hits.add(hits) }()
+	for _, k := range keys {
+		e, _ := c.l1.Get(ctx, k)
+		if e == nil || !isFresh(e, now) || e.Expired(now) {
+			rest = append(rest, k)
+			continue
+		}
+		hits++
+		if e.Negative {
+			c.negativeHits.add(1)
+			continue
+		}
+		v, err := inProcessValue[V](c, k, e)
+		if err != nil {
+			return nil, err
+		}
+		if out[k], err = cloneIf(c, v); err != nil {
+			return nil, err
+		}
+	}
+	return rest, nil
+}
+
+// readMany reads keys from layers[from:to], one batch per layer, puts the
+// fresh values it finds into out, and returns the keys still missing, in
+// order. When it is given the keys' calls it settles those of the keys
+// found, and each call guards its key's backfill; otherwise guard does (it
+// may be nil when no layer read has one above it to fill).
+func readMany[V any](ctx context.Context, c *Cache, keys batchKeys, guard *call, from, to int, out map[string]V, now int64) batchKeys {
 	missing := keys
-	for i, l := range c.layers {
-		if len(missing) == 0 {
-			break
-		}
-		if l == c.l1 {
-			continue // read above
-		}
-		entries, err := l.getMany(ctx, missing)
+	var found []settled[V]
+	if keys.calls != nil {
+		found = make([]settled[V], 0, len(keys.keys))
+	}
+	for i := from; i < to && len(missing.keys) > 0; i++ {
+		l := c.layers[i]
+		entries, err := l.getMany(ctx, missing.keys)
 		if err != nil {
 			continue // a miss in this layer, counted by the layer
 		}
-		var still []string
-		for j, k := range missing {
-			e := entries[j]
+		var still batchKeys
+		var hits, misses uint64
+		found = found[:0]
+		for j, k := range missing.keys {
+			cl, e := missing.call(j), entries[j]
 			if e != nil && !l.inProcess && c.journal.skips(i, k) {
 				e = nil
 			}
 			if e == nil || e.Expired(now) || !isFresh(e, now) || (!l.inProcess && c.journal.skipsTags(i, e.Tags)) {
-				l.misses.add(1)
-				still = append(still, k)
+				misses++
+				still.add(k, cl)
 				continue
 			}
 			var v V
@@ -206,20 +270,32 @@ func readMany[V any](ctx context.Context, c *Cache, led map[string]*call, keys [
 			}
 			if err != nil {
 				l.errors.Add(1)
-				l.misses.add(1)
-				still = append(still, k)
+				misses++
+				still.add(k, cl)
 				continue
 			}
-			l.hits.add(1)
-			cl := led[k]
-			queued := i > 0 && backfill(ctx, c, cl, k, i, e, v)
-			c.flights.finish(cl, boxed(v, e), negErr(e), queued)
-			delete(led, k)
+			hits++
+			queued := false
+			if i > 0 {
+				if cl != nil {
+					queued = backfill(ctx, c, cl, k, i, e, v)
+				} else {
+					backfill(ctx, c, guard, k, i, e, v) // never queues: see batchDepth
+				}
+			}
+			if cl != nil {
+				found = append(found, settled[V]{call: cl, val: v, err: negErr(e), keep: queued})
+			}
 			if !e.Negative {
 				if out[k], err = cloneIf(c, v); err != nil {
 					delete(out, k)
 				}
 			}
+		}
+		l.hits.add(hits)
+		l.misses.add(misses)
+		if len(found) > 0 {
+			finishMany(c.flights, found)
 		}
 		missing = still
 	}
@@ -228,35 +304,35 @@ func readMany[V any](ctx context.Context, c *Cache, led map[string]*call, keys [
 
 // loadMany loads the missing keys with one call of batch, stores what it
 // returns (and the absences, for the negative TTL) and settles their calls.
-func loadMany[V any](ctx context.Context, c *Cache, led map[string]*call, missing []string, batch func(context.Context, []string) (map[string]V, error), out map[string]V, eo *entryOptions) error {
+func loadMany[V any](ctx context.Context, c *Cache, missing batchKeys, batch func(context.Context, []string) (map[string]V, error), out map[string]V, eo *entryOptions) error {
 	c.loads.add(1)
 	var found map[string]V
 	err := c.origin.acquire(ctx)
 	if err == nil {
-		found, err = runBatch(ctx, batch, missing)
+		found, err = runBatch(ctx, batch, missing.keys)
 		c.origin.release()
 	}
 	if err != nil {
 		c.loadErrors.add(1)
-		for _, k := range missing {
-			cl := led[k]
-			if ctx.Err() != nil {
-				c.flights.abandon(cl) // a waiter loads it instead
-			} else {
-				c.flights.finish(cl, nil, err, false)
-			}
-			delete(led, k)
+		if ctx.Err() != nil {
+			c.flights.abandonMany(missing.calls) // a waiter loads it instead
+			return err
 		}
+		failed := make([]settled[V], len(missing.calls))
+		for i, cl := range missing.calls {
+			failed[i] = settled[V]{call: cl, err: err}
+		}
+		finishMany(c.flights, failed)
 		return err
 	}
-	for _, k := range missing {
-		cl := led[k]
+	// Each key is settled as soon as it is stored, for its waiters.
+	for i, k := range missing.keys {
+		cl := missing.calls[i]
 		v, ok := found[k]
 		if !ok {
 			c.notFound.add(1)
 			keep := c.store(ctx, cl, k, nil, true, eo)
 			c.flights.finish(cl, nil, ErrNotFound, keep)
-			delete(led, k)
 			continue
 		}
 		held := any(v)
@@ -264,14 +340,12 @@ func loadMany[V any](ctx context.Context, c *Cache, led map[string]*call, missin
 			cp, err := cloneValue(c.codec, v)
 			if err != nil {
 				c.flights.finish(cl, nil, err, false)
-				delete(led, k)
 				continue
 			}
 			held = cp
 		}
 		keep := c.store(ctx, cl, k, held, false, eo)
 		c.flights.finish(cl, held, nil, keep)
-		delete(led, k)
 		out[k] = v
 	}
 	return nil

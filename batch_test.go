@@ -2,6 +2,7 @@ package layercache_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -140,6 +141,71 @@ func TestGetMany_SharesLoadsWithGet(t *testing.T) {
 	}
 }
 
+// GetMany reads the layers before it joins the flights of the keys still
+// missing. A load of such a key that ends in between is not run again:
+// GetMany reads the key once more instead.
+func TestGetMany_LoadEndingDuringItsReadIsNotRepeated(t *testing.T) {
+	ctx := context.Background()
+	remote := &hookLayer{byteLayer: newByteLayer()}
+	c := newCache(t, []driver.Layer{sharedHook{remote}}, slow)
+	var armed atomic.Bool
+	armed.Store(true)
+	remote.afterGet = func(_ context.Context, key string) {
+		if key == "k1" && armed.CompareAndSwap(true, false) {
+			// Another caller loads k1 while GetMany reads.
+			v, err := layercache.Get(ctx, c, "k1", func(context.Context) (string, error) { return "from Get", nil })
+			if err != nil || v != "from Get" {
+				t.Errorf("Get(k1) = %q, %v", v, err)
+			}
+		}
+	}
+	var asked [][]string
+	got, err := layercache.GetMany(ctx, c, []string{"k0", "k1"}, func(_ context.Context, missing []string) (map[string]string, error) {
+		asked = append(asked, missing)
+		out := map[string]string{}
+		for _, k := range missing {
+			out[k] = "from GetMany"
+		}
+		return out, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(asked) != 1 || !slices.Equal(asked[0], []string{"k0"}) {
+		t.Errorf("batch loads %v, want one of k0 alone", asked)
+	}
+	if got["k0"] != "from GetMany" || got["k1"] != "from Get" {
+		t.Errorf("GetMany = %v", got)
+	}
+}
+
+// An invalidation of a key while GetMany reads it from a lower layer keeps
+// the value read out of L1.
+func TestGetMany_InvalidationDuringReadStopsBackfill(t *testing.T) {
+	ctx := context.Background()
+	mem := newMemory(t, memoryOpts)
+	remote := &hookLayer{byteLayer: newByteLayer()}
+	c := newCache(t, []driver.Layer{mem, sharedHook{remote}}, slow)
+	must(t, layercache.Set(ctx, c, "k", "old"))
+	must(t, mem.Delete(ctx, "k")) // in the remote layer only
+	var armed atomic.Bool
+	armed.Store(true)
+	remote.afterGet = func(_ context.Context, key string) {
+		if key == "k" && armed.CompareAndSwap(true, false) {
+			must(t, c.Delete(ctx, "k")) // after the read, before the backfill
+		}
+	}
+	if _, err := layercache.GetMany(ctx, c, []string{"k"}, func(context.Context, []string) (map[string]string, error) {
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := layercache.Get(ctx, c, "k", func(context.Context) (string, error) { return "new", nil })
+	if err != nil || v != "new" {
+		t.Fatalf("Get after the invalidation = %q, %v; want the loader's value, not the one read before it", v, err)
+	}
+}
+
 // Keys the batch leaves out are cached as absent when negative caching is
 // on, and are missing from the result.
 func TestGetMany_AbsentKeysCachedAsAbsent(t *testing.T) {
@@ -217,5 +283,25 @@ func TestLoader_GetManyUsesBatchWithIDs(t *testing.T) {
 	}
 	if v, err := users.Get(ctx, "1"); err != nil || v != "user 1" {
 		t.Fatalf("Get after GetMany = %q, %v", v, err)
+	}
+}
+
+// A key of the wrong type in L1 fails GetMany, and leaves no other key of
+// the batch waiting on a load that never ends.
+func TestGetMany_TypeMismatchLeavesNoKeyWedged(t *testing.T) {
+	c, _ := memCache(t)
+	ctx := context.Background()
+	must(t, layercache.Set(ctx, c, "b", 42))
+	_, err := layercache.GetMany(ctx, c, []string{"a", "b"}, func(context.Context, []string) (map[string]string, error) {
+		return nil, nil
+	})
+	if !errors.Is(err, layercache.ErrTypeMismatch) {
+		t.Fatalf("GetMany over an int = %v, want ErrTypeMismatch", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	v, err := layercache.Get(ctx, c, "a", func(context.Context) (string, error) { return "A", nil })
+	if err != nil || v != "A" {
+		t.Fatalf("Get(a) after the failed GetMany = %q, %v", v, err)
 	}
 }

@@ -42,9 +42,17 @@ type core struct {
 	// value: no copy to make, no early refresh to consider, no read to
 	// count or window to slide by default.
 	plainHits bool
-	logger    *slog.Logger
-	namespace string
-	id        string
+	// batchDepth is how many layers a batch read reads before it joins
+	// the flights of the keys still missing: all of them, unless a hit in
+	// a shared layer would be copied to a layer outside the process above
+	// it, a background write that needs a call per key to guard it.
+	// batchGuarded says a hit in those layers is copied to an in-process
+	// layer above it, so the read needs a guard.
+	batchDepth   int
+	batchGuarded bool
+	logger       *slog.Logger
+	namespace    string
+	id           string
 
 	bus            driver.Bus
 	publishTimeout time.Duration
@@ -158,6 +166,17 @@ func New(layers []driver.Layer, opts ...Option) (*Cache, error) {
 		c.l1 = c.layers[0]
 	}
 	c.plainHits = !c.clone && defaults.earlyRefresh == 0 && defaults.adaptiveMax == 0 && defaults.slidingIdle == 0
+	c.batchDepth = len(c.layers)
+	remoteAbove, inProcessAbove := false, false
+	for i, l := range c.layers {
+		if l.shared && remoteAbove {
+			c.batchDepth = i
+			break
+		}
+		c.batchGuarded = c.batchGuarded || inProcessAbove
+		remoteAbove = remoteAbove || !l.inProcess
+		inProcessAbove = inProcessAbove || l.inProcess
+	}
 	c.journal = newJournal(cfg.journal)
 	c.gens = newGenerations(c.layers)
 	for _, l := range c.layers {

@@ -33,6 +33,10 @@ type flights struct {
 	writing map[*call]struct{}
 	// lastPrune is when writing was last swept of expired guards.
 	lastPrune time.Time
+	// settles counts the calls of loading that ended, so that a batch
+	// read that looked before joining can tell whether a load of one of
+	// its keys may have ended in between.
+	settles atomic.Uint64
 
 	// seq numbers invalidations. A call remembers seq when it begins; a
 	// tag invalidation stamps its tags' buckets with a new seq and a clear
@@ -77,7 +81,10 @@ const writeGuardGrace = 2 * time.Second
 // backfill. Its result fields are written once, before done is closed, and
 // read only after.
 type call struct {
-	key   string
+	key string
+	// keys are the keys of a guard over a batch read (key is then ""):
+	// an invalidation of any of them marks the guard.
+	keys  []string
 	tags  []string
 	begun uint64 // flights.seq when the call began
 	// done is closed when the call is settled. It is made, under
@@ -142,21 +149,26 @@ func (f *flights) join(key string, tags []string) (c *call, leader bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if c, ok := f.loading[key]; ok {
-		c.waiters.Add(1)
-		if c.done == nil {
-			c.done = make(chan struct{})
-		}
-		if c.early == nil {
-			c.early = make(chan struct{})
-			if c.served != nil {
-				close(c.early)
-			}
-		}
+		c.addWaiter()
 		return c, false
 	}
 	c = f.newCall(key, tags)
 	f.loading[key] = c
 	return c, true
+}
+
+// addWaiter makes c ready for one more waiter. f.mu is held.
+func (c *call) addWaiter() {
+	c.waiters.Add(1)
+	if c.done == nil {
+		c.done = make(chan struct{})
+	}
+	if c.early == nil {
+		c.early = make(chan struct{})
+		if c.served != nil {
+			close(c.early)
+		}
+	}
 }
 
 // leave withdraws a waiter that will not wait after all.
@@ -185,16 +197,42 @@ func (f *flights) guard(key string) *call {
 	return c
 }
 
+// guardMany is guard for a batch read of keys, as one call: an
+// invalidation of any of them marks it, and so stops every backfill of the
+// batch, which costs at most a few reads of a lower layer later.
+func (f *flights) guardMany(keys []string) *call {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := &call{keys: keys, begun: f.seq.Load()}
+	f.writing[c] = struct{}{}
+	return c
+}
+
+// hasKey reports whether match holds for c's key, or any of a batch
+// guard's keys.
+func (c *call) hasKey(match func(key string) bool) bool {
+	if c.keys != nil {
+		return slices.ContainsFunc(c.keys, match)
+	}
+	return match(c.key)
+}
+
 // finish publishes the leader's result and wakes the waiters. When keep is
 // true the call stays guarded, because its value is still being written to
 // layers. finish and abandon do nothing to a call already settled.
 func (f *flights) finish(c *call, val any, err error, keep bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.settle(c, val, err, keep)
+}
+
+// settle is finish with f.mu held.
+func (f *flights) settle(c *call, val any, err error, keep bool) {
 	if c.settled {
 		return
 	}
 	delete(f.loading, c.key)
+	f.settles.Add(1)
 	if keep {
 		f.writing[c] = struct{}{}
 	}
@@ -202,6 +240,62 @@ func (f *flights) finish(c *call, val any, err error, keep bool) {
 	c.settled = true
 	if c.done != nil {
 		close(c.done)
+	}
+}
+
+// joinMany is join for many distinct keys under one lock: calls[i] is the
+// call of keys[i], and lead[i] reports whether the caller leads it. The
+// calls it makes share one allocation and one copy of tags.
+func (f *flights) joinMany(keys, tags []string) (calls []*call, lead []bool) {
+	calls, lead = make([]*call, len(keys)), make([]bool, len(keys))
+	made := make([]call, len(keys))
+	tags = slices.Clone(tags)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	begun := f.seq.Load()
+	for i, k := range keys {
+		if c, ok := f.loading[k]; ok {
+			c.addWaiter()
+			calls[i] = c
+			continue
+		}
+		c := &made[i]
+		c.key, c.tags, c.begun = k, tags, begun
+		f.loading[k] = c
+		calls[i], lead[i] = c, true
+	}
+	return calls, lead
+}
+
+// settled is the result of one call of a batch, for finishMany.
+type settled[V any] struct {
+	call *call
+	val  V
+	err  error
+	keep bool // as for finish
+}
+
+// finishMany is finish for many calls under one lock. A value is boxed for
+// a call's waiters only when it has some: most batch reads have none.
+func finishMany[V any](f *flights, results []settled[V]) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range results {
+		r := &results[i]
+		var val any
+		if r.err == nil && r.call.done != nil {
+			val = r.val
+		}
+		f.settle(r.call, val, r.err, r.keep)
+	}
+}
+
+// abandonMany is abandon for many calls under one lock.
+func (f *flights) abandonMany(calls []*call) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range calls {
+		f.drop(c)
 	}
 }
 
@@ -232,10 +326,16 @@ func (f *flights) serveEarly(c *call, s served) {
 func (f *flights) abandon(c *call) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.drop(c)
+}
+
+// drop is abandon with f.mu held.
+func (f *flights) drop(c *call) {
 	if c.settled {
 		return
 	}
 	delete(f.loading, c.key)
+	f.settles.Add(1)
 	c.abandoned = true
 	c.settled = true
 	if c.done != nil {
@@ -302,7 +402,9 @@ func (c *call) wait(ctx context.Context) (early bool, err error) {
 func (f *flights) invalidateKeys(keys []string) (written []*call) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.mark(func(c *call) bool { return slices.Contains(keys, c.key) })
+	return f.mark(func(c *call) bool {
+		return c.hasKey(func(k string) bool { return slices.Contains(keys, k) })
+	})
 }
 
 // invalidateAllTags marks the loads, reads and pending writes carrying
@@ -332,7 +434,9 @@ func (f *flights) invalidateAllTags(tags []string) (written []*call) {
 func (f *flights) invalidatePrefix(prefix string) (written []*call) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.mark(func(c *call) bool { return strings.HasPrefix(c.key, prefix) })
+	return f.mark(func(c *call) bool {
+		return c.hasKey(func(k string) bool { return strings.HasPrefix(k, prefix) })
+	})
 }
 
 // invalidateTags marks the loads, reads and pending writes carrying any of
