@@ -12,6 +12,7 @@ import (
 
 	"github.com/layercache/layercache/config"
 	"github.com/layercache/layercache/driver"
+	"github.com/layercache/layercache/drivers/memory"
 )
 
 // Cache is a stack of layers behind one API. Reads go through the layers in
@@ -31,8 +32,11 @@ type Cache struct {
 type core struct {
 	layers []*layer
 	// l1 is the first layer when it is in-process: the hit path reads it
-	// without going through the generic layer loop.
-	l1 *layer
+	// without going through the generic layer loop. l1mem is its driver
+	// when that is the memory driver, which a bound loader's hit calls
+	// directly (see Loader.hit).
+	l1    *layer
+	l1mem *memory.Layer
 
 	codec        Codec
 	clone        bool
@@ -164,6 +168,7 @@ func New(layers []driver.Layer, opts ...Option) (*Cache, error) {
 	}
 	if c.layers[0].inProcess {
 		c.l1 = c.layers[0]
+		c.l1mem, _ = layers[0].(*memory.Layer)
 	}
 	c.plainHits = !c.clone && defaults.earlyRefresh == 0 && defaults.adaptiveMax == 0 && defaults.slidingIdle == 0
 	c.batchDepth = len(c.layers)

@@ -49,20 +49,32 @@ func Get[V any](ctx context.Context, c *Cache, key string, loader func(context.C
 }
 
 // freshL1 answers a read from an in-process first layer when the entry
-// there is plainly fresh, which is most reads. An entry without a stale
-// window is fresh exactly when the layer returns it (layers return only
-// live entries), so no clock is read.
+// there is plainly fresh, which is most reads.
 func freshL1[V any](ctx context.Context, c *Cache, key string, opts []EntryOption) (V, error, bool) {
-	var zero V
 	co := c.core
-	l1 := co.l1
-	if l1 == nil || !co.plainHits || co.closed.Load() || hasHitWork(opts) {
+	if !co.plainHitReady(opts) {
+		var zero V
 		return zero, nil, false
 	}
-	e, _ := l1.Get(ctx, key)
+	e, _ := co.l1.Get(ctx, key)
+	return plainHit[V](co, e)
+}
+
+// plainHitReady reports whether a read with opts may be answered by
+// plainHit.
+func (co *core) plainHitReady(opts []EntryOption) bool {
+	return co.l1 != nil && co.plainHits && !co.closed.Load() && !hasHitWork(opts)
+}
+
+// plainHit answers a read with e, the entry L1 holds, when it is plainly
+// fresh. An entry without a stale window is fresh exactly when the layer
+// returns it (layers return only live entries), so no clock is read.
+func plainHit[V any](co *core, e *driver.Entry) (V, error, bool) {
+	var zero V
 	if e == nil || e.StaleAt != e.ExpiresAt {
 		return zero, nil, false
 	}
+	l1 := co.l1
 	if v, ok := e.Value.(V); ok {
 		l1.hits.add(1)
 		return v, nil, true

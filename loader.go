@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 	"unsafe"
+
+	"github.com/layercache/layercache/driver"
 )
 
 // Loader is a typed loader bound once to a cache and a key space: the ids it
@@ -107,16 +109,33 @@ func (l *Loader[V]) Get(ctx context.Context, id string) (V, error) {
 	return get(ctx, c, key, load, l.opts, &bound[V]{r: l.bg, load: load})
 }
 
-// hit answers a plain fresh L1 hit, building the key in a reused buffer so
-// that it allocates nothing (layers must not keep the key Get is given).
+// hit answers a plain fresh L1 hit without allocating: layers must not
+// keep the key Get is given, so the key is built in a buffer of the
+// loader's. On the memory driver, whose Get the compiler can see does not
+// keep it, that buffer is on the stack; on others it comes from a pool.
 func (l *Loader[V]) hit(ctx context.Context, id string) (V, error, bool) {
-	buf := l.keys.Get().(*[]byte)
-	b := append(append((*buf)[:0], l.prefix...), id...)
-	v, err, ok := freshL1[V](ctx, l.c, unsafe.String(unsafe.SliceData(b), len(b)), l.opts)
-	*buf = b
-	l.keys.Put(buf)
-	return v, err, ok
+	co := l.c.core
+	if !co.plainHitReady(l.opts) {
+		var zero V
+		return zero, nil, false
+	}
+	var e *driver.Entry
+	if mem := co.l1mem; mem != nil && len(l.prefix)+len(id) <= stackKeySize {
+		var buf [stackKeySize]byte
+		b := append(append(buf[:0], l.prefix...), id...)
+		e, _ = mem.Get(ctx, unsafe.String(unsafe.SliceData(b), len(b)))
+	} else {
+		buf := l.keys.Get().(*[]byte)
+		b := append(append((*buf)[:0], l.prefix...), id...)
+		e, _ = co.l1.Get(ctx, unsafe.String(unsafe.SliceData(b), len(b)))
+		*buf = b
+		l.keys.Put(buf)
+	}
+	return plainHit[V](co, e)
 }
+
+// stackKeySize bounds the keys a loader hit builds on the stack.
+const stackKeySize = 96
 
 func (l *Loader[V]) loaderOf(id string) func(context.Context) (V, error) {
 	return func(ctx context.Context) (V, error) { return l.load(ctx, id) }
