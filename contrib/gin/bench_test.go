@@ -44,6 +44,7 @@ const slowRouteDelay = 10 * time.Millisecond
 //	case=c-gincache-memory+redis behind gincache on memory + Redis (+ bus)
 //	case=d-gin-cache-memory      behind github.com/chenyahui/gin-cache v1.10.0 on its memory store
 //	case=e-uncached-slow         the same body from a handler that takes 10ms, uncached
+//	case=f-gin-cache-same-headers d, with the ETag and X-Cache headers gincache adds to a hit
 //
 // Each op is one request; req/s, p50 and p99 latency are reported. The
 // cached cases check that the handler ran once (every measured request was
@@ -64,11 +65,11 @@ func BenchmarkLoad(b *testing.B) {
 // shuffled order, so that the changing load of a shared machine falls on
 // every case alike. This is the benchmark to read on a shared machine.
 //
-// Per case (prefixed a- to e-) it reports the median over rounds of the
+// Per case (prefixed a- to f-) it reports the median over rounds of the
 // throughput, the p50/p99 latency over all requests and the process's CPU
 // time per request (server and load generator: what other processes cannot
 // take). It also reports the medians over rounds of the throughput ratios
-// b/a, c/a and b/d, each comparing turns run moments apart, and the same
+// b/a, c/a, b/d and b/f, each comparing turns run moments apart, and the same
 // comparisons in CPU per request (cpu:b/a is the CPU a request costs with
 // the cache over what it costs without; below 1 is cheaper). One op is one
 // request to each case.
@@ -129,6 +130,7 @@ func BenchmarkLoadInterleaved(b *testing.B) {
 	b.ReportMetric(ratio(1, 0), "b/a")
 	b.ReportMetric(ratio(2, 0), "c/a")
 	b.ReportMetric(ratio(1, 3), "b/d")
+	b.ReportMetric(ratio(1, 5), "b/f")
 	b.ReportMetric(cpuPerReq[1]/cpuPerReq[0], "cpu:b/a")
 	b.ReportMetric(cpuPerReq[1]/cpuPerReq[3], "cpu:b/d")
 }
@@ -160,13 +162,17 @@ func loadCases() []loadCase {
 	}
 	// cached is a case whose handler must have run once: every measured
 	// request was a hit.
-	cached := func(name string, middleware func(tb testing.TB) gin.HandlerFunc) loadCase {
+	// The handler sets headers too, when extra is given.
+	cached := func(name string, middleware func(tb testing.TB) gin.HandlerFunc, extra ...string) loadCase {
 		var runs atomic.Int64
 		return loadCase{
 			name: name,
 			handler: func(tb testing.TB) http.Handler {
 				return route(middleware(tb), func(gc *gin.Context) {
 					runs.Add(1)
+					for i := 0; i+1 < len(extra); i += 2 {
+						gc.Header(extra[i], extra[i+1])
+					}
 					gc.Data(http.StatusOK, "text/plain; charset=utf-8", loadBody)
 				})
 			},
@@ -197,6 +203,12 @@ func loadCases() []loadCase {
 				gc.Data(http.StatusOK, "text/plain; charset=utf-8", loadBody)
 			})
 		}},
+		// gin-cache with responses of gincache's size: the handler sends
+		// the two headers gincache adds to a hit, which gin-cache stores
+		// and replays.
+		cached("f-gin-cache-same-headers", func(testing.TB) gin.HandlerFunc {
+			return ginc.CacheByRequestURI(persist.NewMemoryStore(time.Hour), time.Hour)
+		}, "Etag", `"a1b2c3d4e5f60718"`, "X-Cache", "HIT"),
 	}
 }
 
