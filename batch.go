@@ -325,29 +325,48 @@ func loadMany[V any](ctx context.Context, c *Cache, missing batchKeys, batch fun
 		finishMany(c.flights, failed)
 		return err
 	}
-	// Each key is settled as soon as it is stored, for its waiters.
+	// A key is settled once it is stored: at once when the layers outside
+	// the process are written in the background, else after the one batch
+	// write of all the keys that need it.
+	var now []writeJob
+	var after []settled[any]
 	for i, k := range missing.keys {
 		cl := missing.calls[i]
 		v, ok := found[k]
-		if !ok {
-			c.notFound.add(1)
-			keep := c.store(ctx, cl, k, nil, true, eo)
-			c.flights.finish(cl, nil, ErrNotFound, keep)
-			continue
-		}
-		held := any(v)
-		if c.clone {
-			cp, err := cloneValue(c.codec, v)
-			if err != nil {
-				c.flights.finish(cl, nil, err, false)
-				continue
+		var held any
+		if ok {
+			held = any(v)
+			if c.clone {
+				cp, err := cloneValue(c.codec, v)
+				if err != nil {
+					c.flights.finish(cl, nil, err, false)
+					continue
+				}
+				held = cp
 			}
-			held = cp
+			out[k] = v
+		} else {
+			c.notFound.add(1)
 		}
-		keep := c.store(ctx, cl, k, held, false, eo)
-		c.flights.finish(cl, held, nil, keep)
-		out[k] = v
+		result := settled[any]{call: cl, val: held}
+		if !ok {
+			result.err = ErrNotFound
+		}
+		job, due := c.storeInProcess(ctx, cl, k, held, !ok, eo)
+		switch {
+		case job.layers == nil:
+		case due:
+			now = append(now, job)
+			result.keep = true // guarded for the grace period
+			after = append(after, result)
+			continue
+		default:
+			result.keep = c.enqueue(ctx, job)
+		}
+		c.flights.finish(cl, result.val, result.err, result.keep)
 	}
+	c.writeRemoteMany(context.WithoutCancel(ctx), now)
+	finishMany(c.flights, after)
 	return nil
 }
 

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/layercache/layercache"
 	"github.com/layercache/layercache/driver"
 	"github.com/layercache/layercache/drivers/redis"
@@ -303,5 +305,91 @@ func TestGetMany_TypeMismatchLeavesNoKeyWedged(t *testing.T) {
 	v, err := layercache.Get(ctx, c, "a", func(context.Context) (string, error) { return "A", nil })
 	if err != nil || v != "A" {
 		t.Fatalf("Get(a) after the failed GetMany = %q, %v", v, err)
+	}
+}
+
+// The values a batch load writes to Redis before GetMany returns (no layer
+// in process, or WithStrictWrites) go in one pipeline: a cold GetMany of
+// 60 keys costs two round trips, the MGET and the pipeline.
+func TestGetMany_StoresABatchLoadInOnePipeline(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	for _, stack := range []string{"redis", "memory+redis strict"} {
+		t.Run(stack, func(t *testing.T) {
+			proxy := redistest.NewProxy(t, srv.Addr())
+			// One connection, so that every command shows at the proxy as
+			// what it is, never among a new connection's handshake.
+			client := goredis.NewClient(&goredis.Options{Addr: proxy.Addr(), PoolSize: 1, DisableIdentity: true, ContextTimeoutEnabled: true})
+			t.Cleanup(func() { _ = client.Close() })
+			l2, err := redis.New(redis.Options{Client: client, Prefix: stack + ":"})
+			must(t, err)
+			layers, opts := []driver.Layer{l2}, []layercache.Option(nil)
+			if stack != "redis" {
+				layers = append([]driver.Layer{newMemory(t, memoryOpts)}, layers...)
+				opts = append(opts, layercache.WithStrictWrites())
+			}
+			c := newCache(t, layers, opts...)
+			// Handshakes are round trips of their own; go-redis dials
+			// again for its first pipeline.
+			must(t, client.Ping(ctx).Err())
+			_, err = client.Pipelined(ctx, func(p goredis.Pipeliner) error { return p.Ping(ctx).Err() })
+			must(t, err)
+			proxy.Reset()
+
+			keys := ids("k", 0, 60)
+			got, err := layercache.GetMany(ctx, c, keys, func(_ context.Context, missing []string) (map[string]string, error) {
+				out := map[string]string{}
+				for _, k := range missing[:50] { // the last 10 are absent
+					out[k] = "v:" + k
+				}
+				return out, nil
+			}, layercache.WithNegativeTTL(time.Minute))
+			if err != nil || len(got) != 50 {
+				t.Fatalf("GetMany = %d values, %v", len(got), err)
+			}
+			if n := proxy.UpstreamWrites(); n != 2 {
+				t.Errorf("%d round trips to Redis, want 2: the MGET and one pipeline of the writes", n)
+			}
+			// Another instance finds them all, the absences too.
+			other := newCache(t, []driver.Layer{newRedisLayer(t, srv, redis.Options{Prefix: stack + ":"})})
+			again, err := layercache.GetMany(ctx, other, keys, func(context.Context, []string) (map[string]string, error) {
+				t.Error("the other instance loaded: the batch was not stored")
+				return nil, nil
+			})
+			if err != nil || len(again) != 50 || again["k7"] != "v:k7" {
+				t.Fatalf("the other instance read %d values (k7 = %q), %v", len(again), again["k7"], err)
+			}
+		})
+	}
+}
+
+// An invalidation of a key while a batch load writes it to a shared layer
+// wins: the loaded value does not stay there.
+func TestGetMany_InvalidationDuringBatchWriteTakesItBack(t *testing.T) {
+	ctx := context.Background()
+	remote := &hookLayer{byteLayer: newByteLayer()}
+	c := newCache(t, []driver.Layer{sharedHook{remote}}, slow)
+	var armed atomic.Bool
+	armed.Store(true)
+	remote.onSet = func(_ context.Context, key string) error {
+		if key == "k1" && armed.CompareAndSwap(true, false) {
+			must(t, c.Delete(ctx, "k1")) // lands before the loaded value
+		}
+		return nil
+	}
+	got, err := layercache.GetMany(ctx, c, []string{"k0", "k1"}, func(_ context.Context, keys []string) (map[string]string, error) {
+		return map[string]string{"k0": "old", "k1": "old"}, nil
+	})
+	if err != nil || got["k1"] != "old" {
+		t.Fatalf("GetMany = %v, %v", got, err)
+	}
+	if armed.Load() {
+		t.Fatal("the batch load wrote nothing to the shared layer")
+	}
+	if e, _ := remote.byteLayer.Get(ctx, "k1"); e != nil {
+		t.Error("k1 kept the value loaded before its invalidation")
+	}
+	if e, _ := remote.byteLayer.Get(ctx, "k0"); e == nil {
+		t.Error("k0, never invalidated, was not written")
 	}
 }

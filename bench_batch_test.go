@@ -15,23 +15,16 @@ import (
 	"github.com/layercache/layercache/internal/redistest"
 )
 
-// BenchmarkGetMany100 reads 100 keys that are in Redis through GetMany on a
-// cache whose only layer is Redis, next to a raw go-redis MGET of the same
-// keys in the same loop (the ratio is the cost of the cache: envelopes,
-// checksums, decoding, single-flight), and, as a peer figure, sturdyc's
-// batch fetch of the same ids with an MGET as its fetch function. Each
-// iteration asks for another 100 keys, so that neither cache answers from
-// memory.
-func BenchmarkGetMany100(b *testing.B) {
+// redisOnlyBench starts a Redis server and returns a raw go-redis client of
+// it and a cache whose only layer is that Redis, under the prefix "b:".
+func redisOnlyBench(b *testing.B) (*goredis.Client, *layercache.Cache) {
 	srv := redistest.Start(b)
-	ctx := context.Background()
 	newClient := func() *goredis.Client {
 		c := goredis.NewClient(&goredis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true,
 			ReadTimeout: time.Second, WriteTimeout: time.Second, MaxRetries: -1})
 		b.Cleanup(func() { _ = c.Close() })
 		return c
 	}
-	raw := newClient()
 	l2, err := redis.New(redis.Options{Client: newClient(), Prefix: "b:", Timeout: time.Second})
 	if err != nil {
 		b.Fatal(err)
@@ -40,7 +33,20 @@ func BenchmarkGetMany100(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer c.Close()
+	b.Cleanup(func() { _ = c.Close() })
+	return newClient(), c
+}
+
+// BenchmarkGetMany100 reads 100 keys that are in Redis through GetMany on a
+// cache whose only layer is Redis, next to a raw go-redis MGET of the same
+// keys in the same loop (the ratio is the cost of the cache: envelopes,
+// checksums, decoding, single-flight), and, as a peer figure, sturdyc's
+// batch fetch of the same ids with an MGET as its fetch function. Each
+// iteration asks for another 100 keys, so that neither cache answers from
+// memory.
+func BenchmarkGetMany100(b *testing.B) {
+	ctx := context.Background()
+	raw, c := redisOnlyBench(b)
 
 	const groups, n = 200, 100
 	keys := make([][]string, groups)
@@ -126,5 +132,59 @@ func BenchmarkGetMany100(b *testing.B) {
 				b.Fatal("a batch fetch failed")
 			}
 		}
+	})
+}
+
+// BenchmarkGetManyCold loads 100 keys that no layer holds through GetMany
+// on a cache whose only layer is Redis, next to what a program doing it by
+// hand must do at least: an MGET that misses, then the 100 values written
+// in one pipeline. Each iteration asks for new keys.
+//
+//	go test -run '^$' -bench GetManyCold -benchtime 1000x .
+func BenchmarkGetManyCold(b *testing.B) {
+	ctx := context.Background()
+	raw, c := redisOnlyBench(b)
+	const n = 100
+	value := func(k string) string {
+		return "value of " + k + ", about a hundred bytes long......................................"
+	}
+	load := func(_ context.Context, keys []string) (map[string]string, error) {
+		out := make(map[string]string, len(keys))
+		for _, k := range keys {
+			out[k] = value(k)
+		}
+		return out, nil
+	}
+	round := 0 // across the runs of the sub-benchmark, so keys stay new
+	b.Run("interleaved", func(b *testing.B) {
+		b.ReportAllocs()
+		var cacheNs, rawNs time.Duration
+		for b.Loop() {
+			round++
+			keys := ids(fmt.Sprintf("cold%d:", round), 0, n)
+			t0 := time.Now()
+			got, err := layercache.GetMany(ctx, c, keys, load, layercache.WithTTL(time.Hour))
+			cacheNs += time.Since(t0)
+			if err != nil || len(got) != n {
+				b.Fatal("GetMany failed", err)
+			}
+			full := make([]string, n)
+			for j, k := range keys {
+				full[j] = "raw" + k
+			}
+			t0 = time.Now()
+			if _, err := raw.MGet(ctx, full...).Result(); err != nil {
+				b.Fatal(err)
+			}
+			pipe := raw.Pipeline()
+			for _, k := range full {
+				pipe.Set(ctx, k, value(k), time.Hour)
+			}
+			if _, err := pipe.Exec(ctx); err != nil {
+				b.Fatal(err)
+			}
+			rawNs += time.Since(t0)
+		}
+		b.ReportMetric(float64(cacheNs)/float64(rawNs), "x-vs-mget+pipeline")
 	})
 }

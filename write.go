@@ -117,11 +117,27 @@ func (c *Cache) hasRemote() bool {
 // store writes a loaded value (or absence) to the layers. In-process layers
 // are written now; the others now under WithStrictWrites, with a
 // coordinator (whose lock must not be released before the shared layers
-// hold the value) or when no layer is in-process, else in the background. It reports whether background writes are
-// pending, in which case cl stays guarded until they are done.
+// hold the value) or when no layer is in-process, else in the background.
+// It reports whether background writes are pending, in which case cl stays
+// guarded until they are done.
 func (c *Cache) store(ctx context.Context, cl *call, key string, v any, negative bool, eo *entryOptions) (pending bool) {
-	if negative && eo.negativeTTL == 0 {
+	job, now := c.storeInProcess(ctx, cl, key, v, negative, eo)
+	switch {
+	case job.layers == nil:
 		return false
+	case now:
+		c.writeRemote(context.WithoutCancel(ctx), cl, key, job.layers, job.entry)
+		return true // guarded for the grace period, as a background write
+	}
+	return c.enqueue(ctx, job)
+}
+
+// storeInProcess is the first half of store: it writes the in-process
+// layers and returns the write the others need (none when job.layers is
+// nil), and whether it must happen before the callers go on.
+func (c *Cache) storeInProcess(ctx context.Context, cl *call, key string, v any, negative bool, eo *entryOptions) (job writeJob, now bool) {
+	if negative && eo.negativeTTL == 0 {
+		return writeJob{}, false
 	}
 	if eo.adaptiveMax > 0 && !negative {
 		adapted := *eo
@@ -143,16 +159,12 @@ func (c *Cache) store(ctx context.Context, cl *call, key string, v any, negative
 		}
 	}
 	if len(remote) == 0 {
-		return false
+		return writeJob{}, false
 	}
 	cl.wire = wire // read by an undo only after the write ended
 	// With nothing in process to serve the value meanwhile, a background
 	// write would only make the next read load again.
-	if c.strictWrites || c.coordinator != nil || !inProcess {
-		c.writeRemote(context.WithoutCancel(ctx), cl, key, remote, wire)
-		return true // guarded for the grace period, as a background write
-	}
-	return c.enqueue(ctx, writeJob{call: cl, key: key, layers: remote, entry: wire})
+	return writeJob{call: cl, key: key, layers: remote, entry: wire}, c.strictWrites || c.coordinator != nil || !inProcess
 }
 
 // forget removes key from every layer and tells the other instances, for a

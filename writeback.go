@@ -134,6 +134,47 @@ func (c *Cache) writeRemote(ctx context.Context, cl *call, key string, layers []
 	}
 }
 
+// writeRemoteMany is writeRemote for the values of a batch load, with one
+// batch write per layer (a Redis pipeline) instead of one round trip per
+// key. Every job names the same layers.
+func (c *Cache) writeRemoteMany(ctx context.Context, jobs []writeJob) {
+	if len(jobs) == 0 {
+		return
+	}
+	keys := make([]string, 0, len(jobs))
+	entries := make([]*driver.Entry, 0, len(jobs))
+	for _, l := range jobs[0].layers {
+		keys, entries = keys[:0], entries[:0]
+		var written []writeJob
+		for _, job := range jobs {
+			if !c.flights.stale(job.call, job.entry) {
+				keys, entries = append(keys, job.key), append(entries, job.entry)
+				written = append(written, job)
+			}
+		}
+		if len(keys) == 0 {
+			continue
+		}
+		if err := l.setMany(ctx, keys, entries); err != nil {
+			c.logger.Debug("layercache: batch write failed", "layer", l.name, "keys", len(keys), "err", err)
+			continue
+		}
+		for _, job := range written {
+			if c.flights.stale(job.call, job.entry) {
+				// Only our own value: a Set may have replaced it already.
+				_ = l.deleteIfHolds(ctx, job.key, job.entry)
+			}
+		}
+	}
+	var undo []*call
+	for _, job := range jobs {
+		if c.flights.written(job.call) {
+			undo = append(undo, job.call)
+		}
+	}
+	c.undoWrites(undo)
+}
+
 // undoWrites takes back, from the shared layers, loaded values written
 // just before an invalidation from another instance was heard: if that
 // instance's change landed first, our older value overwrote it. Where the
