@@ -127,6 +127,18 @@ func Unmarshal(b []byte) (*driver.Entry, error) {
 // batch of records can be decoded into one allocation. e is overwritten;
 // after an error its contents are undefined.
 func UnmarshalTo(e *driver.Entry, b []byte) error {
+	return UnmarshalLimit(e, b, MaxDecodedSize)
+}
+
+// ErrTooLarge is wrapped by the error [UnmarshalLimit] returns for a
+// compressed payload that would expand beyond its limit.
+var ErrTooLarge = errors.New("layercache/envelope: payload exceeds the limit")
+
+// UnmarshalLimit is [UnmarshalTo] for a reader with a memory budget: a
+// compressed payload that would expand to more than limit bytes (or
+// MaxDecodedSize) is refused before anything is allocated for it, with an
+// error wrapping ErrTooLarge.
+func UnmarshalLimit(e *driver.Entry, b []byte, limit int) error {
 	if len(b) < headerSize+trailerSize || b[0] != magic0 || b[1] != magic1 {
 		return fmt.Errorf("%w: not a layercache record", ErrCorrupt)
 	}
@@ -167,8 +179,11 @@ func UnmarshalTo(e *driver.Entry, b []byte) error {
 	switch {
 	case flags&flagS2 != 0:
 		n, err := s2.DecodedLen(payload)
-		if err != nil || n > MaxDecodedSize {
+		switch {
+		case err != nil || n > MaxDecodedSize:
 			return fmt.Errorf("%w: bad compressed payload", ErrCorrupt)
+		case n > limit:
+			return fmt.Errorf("%w: the payload expands to %d bytes, over %d", ErrTooLarge, n, limit)
 		}
 		out, err := s2.Decode(make([]byte, n), payload)
 		if err != nil {

@@ -139,3 +139,23 @@ func BenchmarkUnmarshal1MB(b *testing.B) {
 		}
 	}
 }
+
+func TestUnmarshalLimit_RefusesPayloadExpandingPastIt(t *testing.T) {
+	e := &driver.Entry{Payload: bytes.Repeat([]byte("a"), 100_000)}
+	packed, err := Marshal(e, Options{CompressAbove: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got driver.Entry
+	if err := UnmarshalLimit(&got, packed, 99_999); !errors.Is(err, ErrTooLarge) || errors.Is(err, ErrCorrupt) {
+		t.Fatalf("UnmarshalLimit one byte short = %v, want ErrTooLarge (not ErrCorrupt)", err)
+	}
+	if err := UnmarshalLimit(&got, packed, 100_000); err != nil || !bytes.Equal(got.Payload, e.Payload) {
+		t.Fatalf("UnmarshalLimit at the exact size = %v", err)
+	}
+	// An uncompressed payload is in b already: the limit is for expanding.
+	plain, _ := Marshal(e, Options{})
+	if err := UnmarshalLimit(&got, plain, 10); err != nil {
+		t.Fatalf("UnmarshalLimit of an uncompressed record = %v", err)
+	}
+}

@@ -47,10 +47,9 @@ type Limits struct {
 	// MaxBytes bounds both the length of the stream and the memory Read
 	// holds for its decoded entries while it checks the stream: keys,
 	// payloads, codec names and tags, plus about 200 bytes per entry.
-	// A compressed payload is counted once decompressed, which the
-	// envelope bounds by itself at envelope.MaxDecodedSize per entry: a
-	// forged stream can make Read allocate that much once before it is
-	// refused. Default: 256 MiB (DefaultMaxBytes). Negative is an error.
+	// A compressed payload is counted once decompressed, and refused
+	// before it is decompressed when it would not fit.
+	// Default: 256 MiB (DefaultMaxBytes). Negative is an error.
 	MaxBytes int64
 
 	// MaxEntries bounds the number of entries.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 
 	"github.com/zeebo/xxh3"
@@ -122,8 +123,14 @@ func (sr *streamReader) record(i int) (string, *driver.Entry, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	e, err := envelope.Unmarshal(rec)
-	if err != nil {
+	// What is left of the budget bounds a compressed payload before it is
+	// expanded, so that a forged size cannot make Read allocate past it.
+	e := new(driver.Entry)
+	err = envelope.UnmarshalLimit(e, rec, int(min(sr.max-sr.held, math.MaxInt32)))
+	switch {
+	case errors.Is(err, envelope.ErrTooLarge):
+		return "", nil, fmt.Errorf("%w: entry %d (key %q) takes more memory than Limits.MaxBytes leaves: %w", ErrTooLarge, i, key, err)
+	case err != nil:
 		return "", nil, fmt.Errorf("%w: entry %d (key %q): %w", ErrCorrupt, i, key, err)
 	}
 	// An uncompressed payload shares the record's memory: copy it so the

@@ -242,6 +242,25 @@ func TestHugeLengthInShortStreamAllocatesLittle(t *testing.T) {
 	}
 }
 
+// A compressed entry that would expand beyond what MaxBytes leaves is
+// refused before it is expanded: its size cannot make Read allocate more.
+func TestCompressedEntryBeyondLimitIsRefusedUnexpanded(t *testing.T) {
+	b := write(t, []kv{{"zeros", &driver.Entry{Payload: make([]byte, 32<<20), Codec: "raw"}}})
+	if len(b) > 4<<20 {
+		t.Fatalf("32 MiB of zeros took %d bytes in the stream: not compressed", len(b))
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	err := refused(t, b, Limits{MaxBytes: 8 << 20}, ErrTooLarge)
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 8<<20 {
+		t.Errorf("refusing a %d-byte stream allocated %d bytes", len(b), grew)
+	}
+	if err != nil && !strings.Contains(err.Error(), "Limits.MaxBytes") {
+		t.Errorf("error %q does not name the limit", err)
+	}
+}
+
 func TestFnErrorStopsRead(t *testing.T) {
 	stop := errors.New("stop")
 	calls := 0
