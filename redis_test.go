@@ -248,3 +248,30 @@ func TestBus_LateInvalidationUndoesOlderWrite(t *testing.T) {
 	eventually(t, "B to hear of A's Set", func() bool { return b.Stats().BusReceived == 1 })
 	eventually(t, "B's older value to be gone from Redis", func() bool { return !strings.Contains(raw(), "old") })
 }
+
+// Messages the bus drops on receipt (malformed here) are bus errors in the
+// cache's own Stats, not only in the bus's.
+func TestStats_BusErrorsCountDroppedMessages(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	newInstance := func() (*layercache.Cache, *redis.Bus) {
+		client := srv.Client(t)
+		bus, err := redis.NewBus(redis.BusOptions{Client: client, Namespace: "drops"})
+		must(t, err)
+		return redisStack(t, client, redis.Options{}, layercache.WithBus(bus), layercache.WithNamespace("drops")), bus
+	}
+	a, busA := newInstance()
+	b, _ := newInstance()
+	for _, junk := range []string{"", "hello", "\x09\x01"} {
+		srv.Do(t, "PUBLISH", busA.Channel(), junk)
+	}
+	must(t, layercache.Set(ctx, b, "k", "v")) // after the junk, on the same channel
+	eventually(t, "a to hear b's Set", func() bool { return a.Stats().BusReceived == 1 })
+	if got := a.Stats().BusErrors; got != 3 {
+		t.Errorf("BusErrors = %d, want the 3 malformed messages", got)
+	}
+	a.ResetStats()
+	if got := a.Stats().BusErrors; got != 0 {
+		t.Errorf("BusErrors after ResetStats = %d, want 0", got)
+	}
+}

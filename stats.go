@@ -1,6 +1,10 @@
 package layercache
 
-import "time"
+import (
+	"time"
+
+	"github.com/layercache/layercache/driver"
+)
 
 // Stats is a snapshot of a cache's counters since it was created, or since
 // the last [Cache.ResetStats]. A namespace view reports the whole cache.
@@ -25,7 +29,7 @@ type Stats struct {
 	WriteBackDropped    uint64 // background writes dropped because the queue was full
 	BusPublished        uint64 // messages sent to other instances
 	BusReceived         uint64 // messages from other instances applied
-	BusErrors           uint64 // messages that could not be sent or were malformed
+	BusErrors           uint64 // messages that could not be sent, and those received but dropped (driver.DropCounter)
 	JournalReplayed     uint64 // failed invalidations replayed
 	JournalLost         uint64 // failed invalidations not kept (journal full, or pending at Close)
 	JournalPending      int    // failed invalidations waiting to be replayed (not reset)
@@ -125,7 +129,7 @@ func (c *Cache) rawStats() (Stats, []layerRaw) {
 		WriteBackDropped:    c.writeBackDropped.Load(),
 		BusPublished:        c.busOut.Load(),
 		BusReceived:         c.busIn.Load(),
-		BusErrors:           c.busErrors.Load(),
+		BusErrors:           c.busErrors.Load() + c.busDropped(),
 		JournalReplayed:     c.journal.replayed.Load(),
 		JournalLost:         c.journal.lost.Load(),
 		JournalPending:      int(c.journal.pending.Load()),
@@ -173,4 +177,12 @@ func (s *LayerStats) minus(b *LayerStats) {
 	s.Errors -= b.Errors
 	s.Skipped -= b.Skipped
 	s.BreakerOpened -= b.BreakerOpened
+}
+
+// busDropped is how many received messages the bus dropped, when it says.
+func (c *core) busDropped() uint64 {
+	if dc, ok := c.bus.(driver.DropCounter); ok {
+		return dc.Dropped()
+	}
+	return 0
 }

@@ -72,6 +72,14 @@ type Bus interface {
 	Close() error
 }
 
+// DropCounter is implemented by a Bus that drops messages it receives
+// before they reach the handler: malformed, unauthenticated or replayed
+// ones. The cache counts them among its bus errors.
+type DropCounter interface {
+	// Dropped returns how many messages the bus has dropped so far.
+	Dropped() uint64
+}
+
 // Coordinator lets instances agree which one of them runs the loader for a
 // key, so that a miss across many instances loads once.
 // Implementations must be safe for concurrent use.

@@ -201,6 +201,12 @@ func (b *Bus) Stats() BusStats {
 	}
 }
 
+// Dropped is the number of messages dropped on receipt: malformed,
+// unauthenticated and replayed ones ([driver.DropCounter]).
+func (b *Bus) Dropped() uint64 {
+	return b.malformed.Load() + b.unauthenticated.Load() + b.replayed.Load()
+}
+
 // Publish sends m to every subscriber of the namespace, within
 // BusOptions.Timeout, signed when the bus has signing keys.
 func (b *Bus) Publish(ctx context.Context, m driver.Message) error {
@@ -422,4 +428,7 @@ func (b *Bus) Close() error {
 	return b.closeErr
 }
 
-var _ driver.Bus = (*Bus)(nil)
+var (
+	_ driver.Bus         = (*Bus)(nil)
+	_ driver.DropCounter = (*Bus)(nil)
+)
