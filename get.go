@@ -68,10 +68,11 @@ func (co *core) plainHitReady(opts []EntryOption) bool {
 
 // plainHit answers a read with e, the entry L1 holds, when it is plainly
 // fresh. An entry without a stale window is fresh exactly when the layer
-// returns it (layers return only live entries), so no clock is read.
+// returns it (layers return only live entries), so no clock is read; one
+// with a window is fresh before it.
 func plainHit[V any](co *core, e *driver.Entry) (V, error, bool) {
 	var zero V
-	if e == nil || e.StaleAt != e.ExpiresAt {
+	if e == nil || (e.StaleAt != e.ExpiresAt && !isFresh(e, time.Now().UnixNano())) {
 		return zero, nil, false
 	}
 	l1 := co.l1

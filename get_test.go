@@ -490,6 +490,31 @@ func TestGet_L1HitAllocatesNothing(t *testing.T) {
 	}
 }
 
+// An entry with a stale-while-revalidate window, still fresh, is a plain
+// hit too: Get and Lookup answer it without allocating or going the long
+// way.
+func TestGetAndLookup_FreshHitWithStaleWindowAllocatesNothing(t *testing.T) {
+	c, _ := memCache(t)
+	ctx := context.Background()
+	opts := []layercache.EntryOption{layercache.WithTTL(time.Hour), layercache.WithStaleWhileRevalidate(time.Minute)}
+	must(t, layercache.Set(ctx, c, "k", "v", opts...))
+	get := func() {
+		if v, err := layercache.Get(ctx, c, "k", func(context.Context) (string, error) { return "loaded", nil }, opts...); v != "v" || err != nil {
+			t.Fatalf("Get = %q, %v", v, err)
+		}
+	}
+	lookup := func() {
+		if v, ok, err := layercache.Lookup[string](ctx, c, "k"); v != "v" || !ok || err != nil {
+			t.Fatalf("Lookup = %q, %v, %v", v, ok, err)
+		}
+	}
+	for name, f := range map[string]func(){"Get": get, "Lookup": lookup} {
+		if n := testing.AllocsPerRun(100, f); n != 0 {
+			t.Errorf("a fresh %s hit with a stale window allocated %v times", name, n)
+		}
+	}
+}
+
 func TestDelete_DuringLoadWins(t *testing.T) {
 	l2 := newByteLayer()
 	c := newCache(t, []driver.Layer{newMemory(t, memoryOpts), l2})
