@@ -82,7 +82,7 @@ func getMany[V any](ctx context.Context, c *Cache, keys []string, batch func(con
 	out := make(map[string]V, len(keys))
 	now := time.Now().UnixNano()
 	// Taken before anything is read: see the second read below.
-	settles := c.flights.settles.Load()
+	changes := c.flights.changes.Load()
 
 	// Most batch reads find every key, and a read needs no flight: the
 	// layers are read first, and only the keys still missing join theirs.
@@ -123,10 +123,11 @@ func getMany[V any](ctx context.Context, c *Cache, keys []string, batch func(con
 	var loadErr error
 	if len(mine.keys) > 0 {
 		from := c.batchDepth
-		if c.flights.settles.Load() != settles {
-			// A load ended while the layers were read, perhaps of a key
-			// they did not have yet: read the keys again, L1 included,
-			// rather than load one twice.
+		if c.flights.changes.Load() != changes {
+			// A load ended or a write landed while the layers were read,
+			// perhaps of a key they did not have yet: read the keys
+			// again, L1 included, rather than load one twice or over a
+			// newer value.
 			from = 0
 		}
 		missing := readMany(ctx, c, mine, nil, from, len(c.layers), out, now)

@@ -154,7 +154,11 @@ func TestGetMany_LoadEndingDuringItsReadIsNotRepeated(t *testing.T) {
 	armed.Store(true)
 	remote.afterGet = func(_ context.Context, key string) {
 		if key == "k1" && armed.CompareAndSwap(true, false) {
-			// Another caller loads k1 while GetMany reads.
+			// Another caller loads k1 while GetMany reads. (Were GetMany
+			// already leading k1, this Get would wait for it: hence the
+			// deadline.)
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
 			v, err := layercache.Get(ctx, c, "k1", func(context.Context) (string, error) { return "from Get", nil })
 			if err != nil || v != "from Get" {
 				t.Errorf("Get(k1) = %q, %v", v, err)
@@ -178,6 +182,35 @@ func TestGetMany_LoadEndingDuringItsReadIsNotRepeated(t *testing.T) {
 	}
 	if got["k0"] != "from GetMany" || got["k1"] != "from Get" {
 		t.Errorf("GetMany = %v", got)
+	}
+}
+
+// A Set of a key that lands after GetMany read it, missing, but before
+// GetMany joins its flight, is not overwritten by GetMany's load.
+func TestGetMany_SetBetweenReadAndJoinIsKept(t *testing.T) {
+	ctx := context.Background()
+	mem := newMemory(t, memoryOpts)
+	remote := &hookLayer{byteLayer: newByteLayer()}
+	c := newCache(t, []driver.Layer{mem, sharedHook{remote}}, slow)
+	var armed atomic.Bool
+	armed.Store(true)
+	remote.afterGet = func(_ context.Context, key string) {
+		if key == "k" && armed.CompareAndSwap(true, false) {
+			must(t, layercache.Set(ctx, c, "k", "set"))
+		}
+	}
+	got, err := layercache.GetMany(ctx, c, []string{"k"}, func(context.Context, []string) (map[string]string, error) {
+		return map[string]string{"k": "loaded"}, nil
+	})
+	if err != nil || got["k"] != "set" {
+		t.Errorf("GetMany = %v, %v; want the Set's value, read again", got, err)
+	}
+	if v, ok, err := layercache.Lookup[string](ctx, c, "k"); v != "set" {
+		t.Errorf("L1 after GetMany: %q, %v, %v; want the Set's value", v, ok, err)
+	}
+	other := newCache(t, []driver.Layer{sharedHook{remote}})
+	if v, ok, err := layercache.Lookup[string](ctx, other, "k"); v != "set" {
+		t.Errorf("the shared layer after GetMany: %q, %v, %v; want the Set's value", v, ok, err)
 	}
 }
 
@@ -363,33 +396,65 @@ func TestGetMany_StoresABatchLoadInOnePipeline(t *testing.T) {
 	}
 }
 
-// An invalidation of a key while a batch load writes it to a shared layer
-// wins: the loaded value does not stay there.
-func TestGetMany_InvalidationDuringBatchWriteTakesItBack(t *testing.T) {
-	ctx := context.Background()
-	remote := &hookLayer{byteLayer: newByteLayer()}
-	c := newCache(t, []driver.Layer{sharedHook{remote}}, slow)
-	var armed atomic.Bool
-	armed.Store(true)
-	remote.onSet = func(_ context.Context, key string) error {
-		if key == "k1" && armed.CompareAndSwap(true, false) {
-			must(t, c.Delete(ctx, "k1")) // lands before the loaded value
+// refusingLayer is a layer outside the process that refuses one key's
+// entry (as one too large) and writes the others, in batches too.
+type refusingLayer struct{ *hookLayer }
+
+func (r refusingLayer) Set(ctx context.Context, key string, e *driver.Entry) error {
+	if key == "big" {
+		return fmt.Errorf("%w: too large", driver.ErrRefused)
+	}
+	return r.hookLayer.Set(ctx, key, e)
+}
+
+func (r refusingLayer) SetMany(ctx context.Context, keys []string, entries []*driver.Entry) error {
+	var errs []error
+	for i, k := range keys {
+		if err := r.Set(ctx, k, entries[i]); err != nil {
+			errs = append(errs, err)
 		}
-		return nil
 	}
-	got, err := layercache.GetMany(ctx, c, []string{"k0", "k1"}, func(_ context.Context, keys []string) (map[string]string, error) {
-		return map[string]string{"k0": "old", "k1": "old"}, nil
-	})
-	if err != nil || got["k1"] != "old" {
-		t.Fatalf("GetMany = %v, %v", got, err)
-	}
-	if armed.Load() {
-		t.Fatal("the batch load wrote nothing to the shared layer")
-	}
-	if e, _ := remote.byteLayer.Get(ctx, "k1"); e != nil {
-		t.Error("k1 kept the value loaded before its invalidation")
-	}
-	if e, _ := remote.byteLayer.Get(ctx, "k0"); e == nil {
-		t.Error("k0, never invalidated, was not written")
+	return errors.Join(errs...)
+}
+
+// An invalidation of a key while a batch load writes it to a layer
+// outside the process wins, at once: the loaded value does not stay there,
+// also when the layer refuses another entry of the batch ("big").
+func TestGetMany_InvalidationDuringBatchWriteTakesItBack(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		layer func(*hookLayer) driver.Layer
+	}{
+		{"shared layer", func(h *hookLayer) driver.Layer { return sharedHook{h} }},
+		{"partly refused", func(h *hookLayer) driver.Layer { return refusingLayer{h} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			remote := &hookLayer{byteLayer: newByteLayer()}
+			c := newCache(t, []driver.Layer{tc.layer(remote)}, slow)
+			var armed atomic.Bool
+			armed.Store(true)
+			remote.onSet = func(_ context.Context, key string) error {
+				if key == "k1" && armed.CompareAndSwap(true, false) {
+					must(t, c.Delete(ctx, "k1")) // lands before the loaded value
+				}
+				return nil
+			}
+			got, err := layercache.GetMany(ctx, c, []string{"big", "k0", "k1"}, func(context.Context, []string) (map[string]string, error) {
+				return map[string]string{"big": "x", "k0": "old", "k1": "old"}, nil
+			})
+			if err != nil || got["k1"] != "old" {
+				t.Fatalf("GetMany = %v, %v", got, err)
+			}
+			if armed.Load() {
+				t.Fatal("the batch load wrote nothing to the layer")
+			}
+			if e, _ := remote.byteLayer.Get(ctx, "k1"); e != nil {
+				t.Errorf("k1 kept %q, loaded before its invalidation", e.Payload)
+			}
+			if e, _ := remote.byteLayer.Get(ctx, "k0"); e == nil {
+				t.Error("k0, never invalidated, was not written")
+			}
+		})
 	}
 }

@@ -33,10 +33,11 @@ type flights struct {
 	writing map[*call]struct{}
 	// lastPrune is when writing was last swept of expired guards.
 	lastPrune time.Time
-	// settles counts the calls of loading that ended, so that a batch
-	// read that looked before joining can tell whether a load of one of
-	// its keys may have ended in between.
-	settles atomic.Uint64
+	// changes counts the loads that ended and the invalidations (every
+	// write goes through mark), so that a batch read that looked before
+	// joining can tell whether a key it found missing may have been
+	// stored, or changed, in between.
+	changes atomic.Uint64
 
 	// seq numbers invalidations. A call remembers seq when it begins; a
 	// tag invalidation stamps its tags' buckets with a new seq and a clear
@@ -232,7 +233,7 @@ func (f *flights) settle(c *call, val any, err error, keep bool) {
 		return
 	}
 	delete(f.loading, c.key)
-	f.settles.Add(1)
+	f.changes.Add(1)
 	if keep {
 		f.writing[c] = struct{}{}
 	}
@@ -335,7 +336,7 @@ func (f *flights) drop(c *call) {
 		return
 	}
 	delete(f.loading, c.key)
-	f.settles.Add(1)
+	f.changes.Add(1)
 	c.abandoned = true
 	c.settled = true
 	if c.done != nil {
@@ -474,6 +475,7 @@ func (f *flights) invalidateAll() (written []*call) {
 // finished). f.mu is held, so that written cannot run between a mark and
 // its check.
 func (f *flights) mark(match func(*call) bool) (written []*call) {
+	f.changes.Add(1)
 	f.prune(time.Now())
 	visit := func(c *call) {
 		if match(c) && !c.invalidated.Swap(true) && c.writtenAt.Load() != 0 {

@@ -156,8 +156,9 @@ func (c *Cache) writeRemoteMany(ctx context.Context, jobs []writeJob) {
 			continue
 		}
 		if err := l.setMany(ctx, keys, entries); err != nil {
+			// Some keys may have landed all the same (a layer refuses
+			// one entry and writes the others): check them all below.
 			c.logger.Debug("layercache: batch write failed", "layer", l.name, "keys", len(keys), "err", err)
-			continue
 		}
 		for _, job := range written {
 			if c.flights.stale(job.call, job.entry) {
