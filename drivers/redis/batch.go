@@ -31,11 +31,11 @@ func (l *Layer) GetMany(ctx context.Context, keys []string) ([]*driver.Entry, er
 	bs := batches(l.fullKeys(keys), l.cluster != nil)
 	cmds := make([]*goredis.SliceCmd, len(bs))
 	if len(bs) == 1 {
-		cmds[0] = mget(ctx, l.client, bs[0].keys)
+		cmds[0] = mget(ctx, l.client, bs[0].keys, l.cluster != nil)
 	} else {
 		pipe := l.client.Pipeline()
 		for i, b := range bs {
-			cmds[i] = mget(ctx, pipe, b.keys)
+			cmds[i] = mget(ctx, pipe, b.keys, l.cluster != nil)
 		}
 		_, _ = pipe.Exec(ctx) // each command carries its own error
 	}
@@ -185,20 +185,21 @@ func batches(keys []string, bySlot bool) []batch {
 	return bs
 }
 
-// stringBytes returns the bytes of s without copying them. go-redis builds
-// reply strings from buffers it allocates for that reply alone (and its own
-// StringCmd.Bytes does the same conversion), so the memory is not shared
-// with anything else; the entries that point into it are read-only by
-// contract.
 // mget is MGet with the keys passed by pointer: a pointer goes into an
-// interface without the allocation each string would cost.
+// interface without the allocation each string would cost. A Cluster
+// client gets strings, because its routing of multi-shard commands
+// (the dynamic command-info resolver) accepts no other key type.
 func mget(ctx context.Context, c interface {
 	Process(context.Context, goredis.Cmder) error
-}, keys []string) *goredis.SliceCmd {
+}, keys []string, cluster bool) *goredis.SliceCmd {
 	args := make([]any, 1+len(keys))
 	args[0] = "mget"
 	for i := range keys {
-		args[1+i] = (*keyArg)(&keys[i])
+		if cluster {
+			args[1+i] = keys[i]
+		} else {
+			args[1+i] = (*keyArg)(&keys[i])
+		}
 	}
 	cmd := goredis.NewSliceCmd(ctx, args...)
 	_ = c.Process(ctx, cmd) // the command carries its error
@@ -207,12 +208,17 @@ func mget(ctx context.Context, c interface {
 
 // keyArg is a key as a command argument, passed by pointer. go-redis
 // writes it through MarshalBinary, and prints it (in traces, in errors)
-// and hashes it to a Cluster slot through String.
+// through String.
 type keyArg string
 
 func (k *keyArg) MarshalBinary() ([]byte, error) { return stringBytes(string(*k)), nil }
 func (k *keyArg) String() string                 { return string(*k) }
 
+// stringBytes returns the bytes of s without copying them. go-redis builds
+// reply strings from buffers it allocates for that reply alone (and its own
+// StringCmd.Bytes does the same conversion), so the memory is not shared
+// with anything else; the entries that point into it are read-only by
+// contract.
 func stringBytes(s string) []byte {
 	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
