@@ -9,6 +9,7 @@ import (
 	"unsafe"
 
 	"github.com/layercache/layercache/driver"
+	"github.com/layercache/layercache/internal/prefix"
 )
 
 // Loader is a typed loader bound once to a cache and a key space: the ids it
@@ -147,21 +148,17 @@ func (l *Loader[V]) loaderOf(id string) func(context.Context) (V, error) {
 // or load returned [ErrNotFound]) are missing from the result. See
 // [GetMany] for how layers are read and loads shared.
 func (l *Loader[V]) GetMany(ctx context.Context, ids []string) (map[string]V, error) {
-	keys := make([]string, len(ids))
-	idOf := make(map[string]string, len(ids))
-	for i, id := range ids {
-		keys[i] = l.prefix + id
-		idOf[keys[i]] = id
-	}
+	keys := prefix.All(l.prefix, ids)
+	id := func(key string) string { return key[len(l.prefix):] }
 	byKey, err := GetMany(ctx, l.c, keys, func(ctx context.Context, keys []string) (map[string]V, error) {
 		asked := make([]string, len(keys))
 		for i, k := range keys {
-			asked[i] = idOf[k]
+			asked[i] = id(k)
 		}
 		found, err := l.loadMany(ctx, asked)
 		out := make(map[string]V, len(found))
-		for i, id := range asked {
-			if v, ok := found[id]; ok {
+		for i, a := range asked {
+			if v, ok := found[a]; ok {
 				out[keys[i]] = v
 			}
 		}
@@ -169,7 +166,7 @@ func (l *Loader[V]) GetMany(ctx context.Context, ids []string) (map[string]V, er
 	}, l.opts...)
 	out := make(map[string]V, len(byKey))
 	for k, v := range byKey {
-		out[idOf[k]] = v
+		out[id(k)] = v
 	}
 	return out, err
 }

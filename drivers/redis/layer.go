@@ -7,13 +7,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/layercache/layercache/driver"
 	"github.com/layercache/layercache/driver/envelope"
 	"github.com/layercache/layercache/internal/keyring"
+	"github.com/layercache/layercache/internal/prefix"
 )
 
 // ErrValueTooLarge is wrapped by the error a write returns when an encoded
@@ -422,25 +422,8 @@ func (l *Layer) decodeTo(e *driver.Entry, key string, b []byte, now int64) (live
 	return !e.Expired(now), nil
 }
 
-// fullKeys returns keys with the prefix prepended. The keys share one
-// buffer, written once, so a batch of n keys costs two allocations, not n.
-func (l *Layer) fullKeys(keys []string) []string {
-	if l.prefix == "" {
-		return keys
-	}
-	size := 0
-	for _, k := range keys {
-		size += len(l.prefix) + len(k)
-	}
-	buf := make([]byte, 0, size) // never grows, so the strings stay put
-	full := make([]string, len(keys))
-	for i, k := range keys {
-		at := len(buf)
-		buf = append(append(buf, l.prefix...), k...)
-		full[i] = unsafe.String(&buf[at], len(buf)-at)
-	}
-	return full
-}
+// fullKeys returns keys with the prefix prepended.
+func (l *Layer) fullKeys(keys []string) []string { return prefix.All(l.prefix, keys) }
 
 // opError wraps a failed command. When the context has ended, its error is
 // wrapped too: go-redis reports a deadline that cut a socket read as a
