@@ -29,7 +29,9 @@ func init() { driver.Register("redis", redisDriver{}) }
 // says when they are set, so that a password can come from the environment
 // while the URL stays in the file.
 //
-// Signing keys print as "[redacted]" with fmt and log/slog (see [Key]).
+// Passwords, in Password and in URL, and signing keys print redacted with
+// fmt and log/slog and when marshalled (see [Secret], [URL] and [Key]), so
+// that a Config can be logged.
 type Config struct {
 	Connection `yaml:",inline"`
 
@@ -51,8 +53,8 @@ type Config struct {
 type Connection struct {
 	// URL is a redis:// or rediss:// URL of one server, with optional user,
 	// password, database number and go-redis query parameters
-	// (see goredis.ParseURL).
-	URL string `yaml:"url"`
+	// (see goredis.ParseURL). It prints with its password redacted.
+	URL URL `yaml:"url"`
 
 	// Addrs are the seed nodes of a Cluster, or the Sentinels' addresses
 	// when MasterName is set.
@@ -63,9 +65,10 @@ type Connection struct {
 	MasterName string `yaml:"master_name"`
 
 	// Username and Password authenticate with the server (ACL user or
-	// requirepass). Default: none, or what the URL says.
+	// requirepass). Default: none, or what the URL says. The password
+	// prints as "[redacted]".
 	Username string `yaml:"username"`
-	Password string `yaml:"password"`
+	Password Secret `yaml:"password"`
 
 	// DB is the database number. A Cluster has only database 0.
 	// Default: 0, or what the URL says.
@@ -244,7 +247,7 @@ func (c *Connection) client() (goredis.UniversalClient, error) {
 	}
 
 	if c.URL != "" {
-		o, err := goredis.ParseURL(c.URL)
+		o, err := goredis.ParseURL(string(c.URL))
 		if err != nil {
 			var uerr *url.Error
 			if errors.As(err, &uerr) {
@@ -257,7 +260,7 @@ func (c *Connection) client() (goredis.UniversalClient, error) {
 			o.Username = c.Username
 		}
 		if c.Password != "" {
-			o.Password = c.Password
+			o.Password = string(c.Password)
 		}
 		if c.DB != 0 {
 			o.DB = c.DB
@@ -293,7 +296,7 @@ func (c *Connection) client() (goredis.UniversalClient, error) {
 		Addrs:                 c.Addrs,
 		MasterName:            c.MasterName,
 		Username:              c.Username,
-		Password:              c.Password,
+		Password:              string(c.Password),
 		DB:                    c.DB,
 		PoolSize:              c.PoolSize,
 		DialTimeout:           c.DialTimeout,
