@@ -254,3 +254,37 @@ func (c fakeConfig) Decode(v any) error {
 
 func (fakeConfig) Path() string      { return "layers[0]" }
 func (fakeConfig) Namespace() string { return "" }
+
+// Maintenance that comes rarely runs on the goroutine that triggers it, so
+// that an idle process's reads do not wake a thread; maintenance that comes
+// often goes to a goroutine of its own.
+func TestMaintain_InlineOnlyWhenRare(t *testing.T) {
+	l := newLayer(t, Options{})
+	// As if the last inline run were long ago.
+	l.lastInline.Store(int64(time.Since(l.start) - time.Hour))
+
+	ranHere := false
+	l.maintain(func() { ranHere = true })
+	if !ranHere {
+		t.Fatal("maintenance after a quiet spell did not run on the calling goroutine")
+	}
+
+	// Within the gap (here: as if the last inline run were just now, on a
+	// machine however slow), maintenance must not hold up its caller: this
+	// run blocks until released, which only a goroutine of its own
+	// survives.
+	l.lastInline.Store(int64(time.Since(l.start) + time.Hour))
+	release := make(chan struct{})
+	returned := make(chan struct{})
+	go func() {
+		l.maintain(func() { <-release })
+		close(returned)
+	}()
+	select {
+	case <-returned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("maintenance soon after an inline run ran on the calling goroutine")
+	}
+	close(release)
+	l.tasks.Wait()
+}
