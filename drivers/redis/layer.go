@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -429,8 +430,16 @@ func (l *Layer) fullKeys(keys []string) []string { return prefix.All(l.prefix, k
 // wrapped too: go-redis reports a deadline that cut a socket read as a
 // network timeout, and the cache must be able to tell it apart from a
 // failing server with errors.Is(err, context.DeadlineExceeded).
+//
+// The socket's deadline is the context's, set by go-redis, and it may
+// fire a moment before the context's own timer: a timeout at or after the
+// context's deadline is that deadline even while ctx.Err is still nil.
 func opError(ctx context.Context, op string, err error) error {
-	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+	cerr := ctx.Err()
+	if d, ok := ctx.Deadline(); ok && cerr == nil && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(d) {
+		cerr = context.DeadlineExceeded
+	}
+	if cerr != nil && !errors.Is(err, cerr) {
 		return fmt.Errorf("layercache/redis: %s: %w (%w)", op, cerr, err)
 	}
 	return fmt.Errorf("layercache/redis: %s: %w", op, err)

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -531,5 +533,35 @@ func TestDeleteIfHolds_TakesBackOnlyItsOwnWrite(t *testing.T) {
 	// An absent key is no error.
 	if err := l.DeleteIfHolds(ctx, "absent", mine); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// deadlineNotYetSeen is a context whose deadline has passed while its timer
+// has not fired yet: the moment in which a socket deadline set from it may
+// already have cut a read.
+type deadlineNotYetSeen struct {
+	context.Context
+	deadline time.Time
+}
+
+func (c deadlineNotYetSeen) Deadline() (time.Time, bool) { return c.deadline, true }
+
+// Regression: GetMany from a paused server could fail with a bare "i/o
+// timeout" that errors.Is did not match to context.DeadlineExceeded,
+// because the socket deadline fired before the context's timer.
+func TestOpError_SocketTimeoutAtTheDeadlineIsTheDeadline(t *testing.T) {
+	timeout := &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
+	passed := deadlineNotYetSeen{context.Background(), time.Now().Add(-time.Millisecond)}
+	if err := opError(passed, "get many", timeout); !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("socket timeout after the context's deadline = %v; want both the deadline and the timeout", err)
+	}
+	// Before the context's deadline, a socket timeout is the layer's own
+	// (its read timeout), not the caller's deadline.
+	ahead := deadlineNotYetSeen{context.Background(), time.Now().Add(time.Hour)}
+	if err := opError(ahead, "get many", timeout); errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("socket timeout before the context's deadline = %v; it is not the caller's deadline", err)
+	}
+	if err := opError(passed, "get many", errors.New("connection refused")); errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a refused connection after the deadline = %v; only a timeout is the deadline's", err)
 	}
 }
