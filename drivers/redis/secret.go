@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 
 	"github.com/layercache/layercache/internal/keyring"
 )
@@ -34,8 +35,9 @@ func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 // URL is the redis:// or rediss:// URL of a server, which may hold a
 // password. It prints, logs and marshals with the password replaced by
 // "xxxxx" (as [url.URL.Redacted] does), and as "[redacted]" altogether when
-// it is not a valid URL, since then nothing tells where a password would
-// be. string(u) is the URL itself.
+// it is not a well-formed redis, rediss or unix URL: a typo can move the
+// password out of the place where a parser finds it. string(u) is the URL
+// itself.
 type URL string
 
 // Format prints the redacted URL with the verb given.
@@ -47,10 +49,14 @@ func (u URL) String() string {
 		return ""
 	}
 	p, err := url.Parse(string(u))
-	if err != nil {
+	if err != nil || p.Opaque != "" || (p.User == nil && strings.Contains(string(u), "@")) {
 		return keyring.Redacted
 	}
-	return p.Redacted()
+	switch p.Scheme {
+	case "redis", "rediss", "unix":
+		return p.Redacted()
+	}
+	return keyring.Redacted
 }
 
 // LogValue hides the password from log/slog.

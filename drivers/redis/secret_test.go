@@ -83,8 +83,14 @@ func TestSecretAndURLPrintWhatIsSafe(t *testing.T) {
 		{URL(""), ""},
 		{URL("redis://cache.internal:6379/0"), "redis://cache.internal:6379/0"},
 		{URL("rediss://:only-pass@cache.internal:6380"), "rediss://:xxxxx@cache.internal:6380"},
-		// Not a URL: nothing says which part is the password.
+		{URL("unix://app:sock-pass@/run/redis.sock?db=1"), "unix://app:xxxxx@/run/redis.sock?db=1"},
+		// Not a well-formed URL: nothing says which part is the password.
 		{URL("redis://user:p%zz@host"), "[redacted]"},
+		{URL("redis//app:hunter2@cache:6379"), "[redacted]"},
+		{URL("redis:/app:hunter2@cache:6379"), "[redacted]"},
+		{URL("redis:app:hunter2@cache:6379"), "[redacted]"},
+		{URL("app:hunter2@cache:6379"), "[redacted]"},
+		{URL("cache:6379"), "[redacted]"},
 	} {
 		if got := fmt.Sprint(tc.v); got != tc.want {
 			t.Errorf("%T(...) prints %q, want %q", tc.v, got, tc.want)
