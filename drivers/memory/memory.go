@@ -58,8 +58,11 @@ type Layer struct {
 
 	// tasks counts the maintenance goroutines started by maintain, so
 	// that Close can wait for them: StopAllGoroutines stops only the
-	// periodic clean-up.
-	tasks sync.WaitGroup
+	// periodic clean-up. tasksMu orders their start with Close: once
+	// closed is set, none starts.
+	tasks   sync.WaitGroup
+	tasksMu sync.Mutex
+	closed  bool
 
 	// start is the origin of lastInline, on the monotonic clock.
 	start time.Time
@@ -107,22 +110,37 @@ const inlineMaintenanceGap = 100 * time.Microsecond
 // stripe, and after writes.
 //
 // Maintenance that comes rarely, as in a process that is mostly idle, runs
-// on the goroutine that asks for it, where it takes a few microseconds at
-// most. Starting a goroutine instead, as otter's default executor does,
+// on the goroutine that asks for it, where it usually takes a few
+// microseconds (one that follows many writes and evicts takes longer; under
+// write pressure otter has writers do that work whatever the executor).
+// Starting a goroutine instead, as otter's default executor does,
 // would wake an idle processor's thread: that costs the reader more than
 // the maintenance itself, tens of microseconds on some virtual machines.
-// Maintenance that comes often, on a busy process, goes to a goroutine:
-// there is seldom an idle processor to wake, the readers of hot keys stay
-// off the cache lines maintenance writes, and while a drain waits its turn
-// otter's lossy read buffer drops what it cannot hold instead of making
-// readers wait.
+// When it comes often, on a busy process, one run in 100µs still runs
+// inline and the others go to a goroutine: there is seldom an idle
+// processor to wake, the readers of hot keys mostly stay off the cache
+// lines maintenance writes, and while a drain waits its turn otter's lossy
+// read buffer drops what it cannot hold instead of making readers wait.
 func (l *Layer) maintain(f func()) {
 	now := int64(time.Since(l.start))
 	if last := l.lastInline.Load(); now-last >= int64(inlineMaintenanceGap) && l.lastInline.CompareAndSwap(last, now) {
 		f()
 		return
 	}
-	l.tasks.Go(f)
+	l.tasksMu.Lock()
+	if l.closed {
+		// Close is waiting for the goroutines, or has: a caller still
+		// writing runs what maintenance is left itself.
+		l.tasksMu.Unlock()
+		f()
+		return
+	}
+	l.tasks.Add(1)
+	l.tasksMu.Unlock()
+	go func() {
+		defer l.tasks.Done()
+		f()
+	}()
 }
 
 // neverExpires is the lifetime otter is given for an entry that has no
@@ -277,6 +295,9 @@ func (l *Layer) InProcess() {}
 // after.
 func (l *Layer) Close() error {
 	l.closeOnce.Do(func() {
+		l.tasksMu.Lock()
+		l.closed = true
+		l.tasksMu.Unlock()
 		l.cache.StopAllGoroutines()
 		l.tasks.Wait()
 	})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -287,4 +288,37 @@ func TestMaintain_InlineOnlyWhenRare(t *testing.T) {
 	}
 	close(release)
 	l.tasks.Wait()
+}
+
+// Regression: a write racing with Close could start a maintenance
+// goroutine while Close waited for them, and the WaitGroup panicked
+// ("reused before previous Wait has returned").
+func TestClose_WhileWritesStillRun(t *testing.T) {
+	ctx := context.Background()
+	for range 50 {
+		l, err := New(Options{MaxSize: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := make(chan struct{})
+		var writers sync.WaitGroup
+		for w := range 2 {
+			writers.Go(func() {
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					_ = l.Set(ctx, strconv.Itoa(w*1_000_000+i%500), &driver.Entry{Value: i})
+				}
+			})
+		}
+		time.Sleep(time.Millisecond)
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		close(stop)
+		writers.Wait()
+	}
 }
